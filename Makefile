@@ -1,0 +1,38 @@
+# Set-up and day-to-day commands. `make run` and `make test` work on a fresh Debian machine.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+HOME_DIR ?= $(CURDIR)/.supernode-home
+RUFF = $(PYTHON) -m ruff
+RUFF_CONFIG = --config .ci/ruff.toml
+STAMP = .make-installed
+
+.PHONY: install run test check lint format bench clean
+
+$(STAMP): setup.cfg setup.py
+	$(PIP) install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PYTHON) -m supernode.cli --home-dir $(HOME_DIR)
+
+test: install
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(RUFF) format --check $(RUFF_CONFIG) supernode dfget_client tests bench
+	$(RUFF) check $(RUFF_CONFIG) supernode dfget_client tests bench
+	$(PYTHON) -m mypy supernode/protocol supernode/core
+
+format: install
+	$(RUFF) format $(RUFF_CONFIG) supernode dfget_client tests bench
+	$(RUFF) check --fix $(RUFF_CONFIG) supernode dfget_client tests bench
+
+check: lint test
+
+bench: install
+	$(PYTHON) -m bench
+
+clean:
+	rm -rf $(STAMP) $(HOME_DIR) build *.egg-info

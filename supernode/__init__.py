@@ -1,0 +1,1 @@
+"""The supernode: tracker, scheduler and CDN cache of a Dragonfly-compatible P2P network."""

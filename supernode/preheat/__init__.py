@@ -1,0 +1,1 @@
+"""Preheat: warm the CDN with a file or a whole image before the hosts pull it."""

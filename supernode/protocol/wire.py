@@ -1,0 +1,325 @@
+"""Marshmallow schemas and envelopes of the wire: case-insensitive keys, unknown keys ignored.
+
+The Go server decodes JSON with case-insensitive key matching and ignores unknown keys; dfget
+sends `rawUrl`, `cid`, `ip` where the supernode's struct says `rawURL`, `cID`, `IP`. Every
+request schema here accepts any spelling of a key's case. Replies are built by the small
+functions at the end so that field names and order are exactly the reference's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
+
+
+MAX_HEADERS = 64
+MAX_URL_LENGTH = 8192
+
+
+def dumps(obj: Any) -> bytes:
+    """JSON the way Go's `json.Encoder` with HTML escaping off writes it: compact, trailing newline."""
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+class WireSchema(Schema):
+    """Base: keys match case-insensitively, unknown keys are dropped, the body must be an object."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _fold_key_case(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValidationError("request body must be a JSON object")
+        canonical = {
+            (field.data_key or name).lower(): field.data_key or name
+            for name, field in self.load_fields.items()
+        }
+        folded: dict[str, Any] = {}
+        for key, value in data.items():
+            name = canonical.get(str(key).lower())
+            if name is not None and name not in folded:
+                folded[name] = value
+        return folded
+
+
+def _ipv4(value: str) -> None:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not an IPv4 address") from exc
+
+
+def _peer_port(value: int) -> None:
+    if value != 0 and not 15000 <= value <= 65000:
+        raise ValidationError("port must be 0 or within 15000..65000")
+
+
+_Str = fields.String
+_bounded_url = validate.Length(max=MAX_URL_LENGTH)
+
+
+class RegisterRequestSchema(WireSchema):
+    """`POST /peer/registry` (§3.1)."""
+
+    super_node_ip = _Str(data_key="superNodeIp", load_default="", validate=validate.Length(max=255))
+    raw_url = _Str(data_key="rawURL", required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH))
+    task_url = _Str(data_key="taskURL", load_default="", validate=_bounded_url)
+    cid = _Str(data_key="cID", required=True, validate=validate.Length(min=1, max=512))
+    ip = _Str(data_key="IP", required=True)
+    host_name = _Str(data_key="hostName", load_default="", validate=validate.Length(max=255))
+    port = fields.Integer(data_key="port", load_default=0, strict=True, validate=_peer_port)
+    path = _Str(data_key="path", required=True, validate=validate.Length(min=1, max=4096))
+    version = _Str(data_key="version", load_default="", validate=validate.Length(max=64))
+    md5 = _Str(data_key="md5", load_default="", validate=validate.Length(max=64))
+    identifier = _Str(data_key="identifier", load_default="", validate=validate.Length(max=1024))
+    call_system = _Str(data_key="callSystem", load_default="", validate=validate.Length(max=128))
+    headers = fields.List(
+        _Str(validate=validate.Length(max=MAX_URL_LENGTH)),
+        data_key="headers",
+        load_default=list,
+        allow_none=True,
+        validate=validate.Length(max=MAX_HEADERS),
+    )
+    dfdaemon = fields.Boolean(data_key="dfdaemon", load_default=False, truthy={True}, falsy={False})
+    insecure = fields.Boolean(data_key="insecure", load_default=False, truthy={True}, falsy={False})
+    root_cas = fields.List(
+        _Str(), data_key="rootCAs", load_default=list, allow_none=True,
+        validate=validate.Length(max=16),
+    )
+    pattern = _Str(data_key="pattern", load_default="p2p")
+    filter = fields.List(_Str(), data_key="filter", load_default=list, allow_none=True)
+
+    @validates("ip")
+    def _check_ip(self, value: str, **_: Any) -> None:
+        _ipv4(value)
+
+    @validates("host_name")
+    def _check_host(self, value: str, **_: Any) -> None:
+        if "\x00" in value:
+            raise ValidationError("hostName must not contain NUL")
+
+
+class PullQuerySchema(WireSchema):
+    """`GET /peer/task` query (§3.2); values are checked by the scheduler to answer 501."""
+
+    src_cid = _Str(data_key="srcCid", load_default="")
+    dst_cid = _Str(data_key="dstCid", load_default="")
+    range = _Str(data_key="range", load_default="")
+    result = _Str(data_key="result", load_default="")
+    status = _Str(data_key="status", load_default="")
+    task_id = _Str(data_key="taskId", load_default="")
+
+
+class PieceSucQuerySchema(WireSchema):
+    """`GET /peer/piece/suc` (§3.3)."""
+
+    task_id = _Str(data_key="taskId", load_default="")
+    cid = _Str(data_key="cid", load_default="")
+    dst_cid = _Str(data_key="dstCid", load_default="")
+    piece_range = _Str(data_key="pieceRange", load_default="")
+
+
+class PieceErrorQuerySchema(WireSchema):
+    """`GET /peer/piece/error` (§3.4) and the body of the v1 piece-error route."""
+
+    error_type = _Str(data_key="errorType", load_default="")
+    src_cid = _Str(data_key="srcCid", load_default="")
+    dst_cid = _Str(data_key="dstCid", load_default="")
+    dst_ip = _Str(data_key="dstIp", load_default="")
+    task_id = _Str(data_key="taskId", load_default="")
+    range = _Str(data_key="range", load_default="")
+    real_md5 = _Str(data_key="realMd5", load_default="")
+    expected_md5 = _Str(data_key="expectedMd5", load_default="")
+
+
+class ServiceDownQuerySchema(WireSchema):
+    """`GET /peer/service/down` (§3.5)."""
+
+    task_id = _Str(data_key="taskId", load_default="")
+    cid = _Str(data_key="cid", load_default="")
+
+
+class TaskMetricsSchema(WireSchema):
+    """`POST /task/metrics` (§3.6)."""
+
+    ip = _Str(data_key="IP", load_default="", validate=validate.Length(max=64))
+    backsource_reason = _Str(data_key="backsourceReason", load_default="", validate=validate.Length(max=16))
+    cid = _Str(data_key="cID", load_default="", validate=validate.Length(max=512))
+    call_system = _Str(data_key="callSystem", load_default="", validate=validate.Length(max=128))
+    duration = fields.Float(data_key="duration", load_default=0.0, validate=validate.Range(min=0))
+    file_length = fields.Integer(data_key="fileLength", load_default=0, strict=True)
+    port = fields.Integer(data_key="port", load_default=0, strict=True, validate=_peer_port)
+    success = fields.Boolean(data_key="success", load_default=False, truthy={True}, falsy={False})
+    task_id = _Str(data_key="taskId", load_default="", validate=validate.Length(max=64))
+
+
+class PeerCreateSchema(WireSchema):
+    """`POST /api/v1/peers` (PeerCreateRequest)."""
+
+    ip = _Str(data_key="IP", required=True)
+    host_name = _Str(data_key="hostName", required=True, validate=validate.Length(min=1, max=255))
+    port = fields.Integer(data_key="port", load_default=0, strict=True, validate=_peer_port)
+    version = _Str(data_key="version", load_default="", validate=validate.Length(max=64))
+
+    @validates("ip")
+    def _check_ip(self, value: str, **_: Any) -> None:
+        _ipv4(value)
+
+
+class PeerListQuerySchema(WireSchema):
+    """`GET /api/v1/peers` paging and sorting."""
+
+    page_num = fields.Integer(data_key="pageNum", load_default=0, validate=validate.Range(min=0))
+    page_size = fields.Integer(data_key="pageSize", load_default=0, validate=validate.Range(min=0, max=100000))
+    sort_direct = _Str(data_key="sortDirect", load_default="ASC", validate=validate.OneOf(["ASC", "DESC"]))
+    sort_key = fields.List(
+        _Str(validate=validate.OneOf(["ID", "IP", "created", "hostName", "port", "version"])),
+        data_key="sortKey",
+        load_default=list,
+    )
+
+
+class TaskCreateSchema(WireSchema):
+    """`POST /api/v1/tasks` (TaskCreateRequest, documented but never routed by the Go supernode)."""
+
+    cid = _Str(data_key="cID", load_default="", validate=validate.Length(max=512))
+    call_system = _Str(data_key="callSystem", load_default="", validate=validate.Length(max=128))
+    dfdaemon = fields.Boolean(data_key="dfdaemon", load_default=False, truthy={True}, falsy={False})
+    filter = fields.List(_Str(), data_key="filter", load_default=list, validate=validate.Length(max=64))
+    headers = fields.Dict(
+        keys=_Str(validate=validate.Length(min=1, max=256)),
+        values=_Str(validate=_bounded_url),
+        data_key="headers",
+        load_default=dict,
+    )
+    identifier = _Str(data_key="identifier", load_default="", validate=validate.Length(max=1024))
+    md5 = _Str(data_key="md5", load_default="", validate=validate.Length(max=64))
+    path = _Str(data_key="path", load_default="", validate=validate.Length(max=4096))
+    peer_id = _Str(data_key="peerID", required=True, validate=validate.Length(min=1, max=512))
+    raw_url = _Str(data_key="rawURL", required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH))
+    super_node_ip = _Str(data_key="supernodeIP", load_default="", validate=validate.Length(max=255))
+    task_url = _Str(data_key="taskURL", load_default="", validate=_bounded_url)
+
+
+class TaskUpdateSchema(WireSchema):
+    """`PUT /api/v1/tasks/{id}` (TaskUpdateRequest: the operator may pause or fail a task's CDN)."""
+
+    peer_id = _Str(data_key="peerID", load_default="")
+    cdn_status = _Str(
+        data_key="cdnStatus", load_default="",
+        validate=validate.OneOf(["", "WAITING", "RUNNING", "FAILED", "SUCCESS", "SOURCE_ERROR"]),
+    )
+
+
+class PiecePullSchema(WireSchema):
+    """Body of `GET /api/v1/tasks/{id}/pieces` (PiecePullRequest)."""
+
+    dfget_task_status = _Str(
+        data_key="dfgetTaskStatus", load_default="STARTED",
+        validate=validate.OneOf(["STARTED", "RUNNING", "FINISHED"]),
+    )
+    dst_pid = _Str(data_key="dstPID", load_default="")
+    piece_range = _Str(data_key="pieceRange", load_default="")
+    piece_result = _Str(
+        data_key="pieceResult", load_default="INVALID",
+        validate=validate.OneOf(["FAILED", "SUCCESS", "INVALID", "SEMISUC"]),
+    )
+
+
+class PieceUpdateSchema(WireSchema):
+    """Body of `PUT /api/v1/tasks/{id}/pieces/{range}` (PieceUpdateRequest)."""
+
+    client_id = _Str(data_key="clientID", required=True, validate=validate.Length(min=1, max=512))
+    dst_pid = _Str(data_key="dstPID", load_default="")
+    piece_status = _Str(
+        data_key="pieceStatus", required=True,
+        validate=validate.OneOf(["FAILED", "SUCCESS", "INVALID", "SEMISUC"]),
+    )
+
+
+REGISTER_REQUEST = RegisterRequestSchema()
+PULL_QUERY = PullQuerySchema()
+PIECE_SUC_QUERY = PieceSucQuerySchema()
+PIECE_ERROR_QUERY = PieceErrorQuerySchema()
+SERVICE_DOWN_QUERY = ServiceDownQuerySchema()
+TASK_METRICS = TaskMetricsSchema()
+PEER_CREATE = PeerCreateSchema()
+PEER_LIST_QUERY = PeerListQuerySchema()
+TASK_CREATE = TaskCreateSchema()
+TASK_UPDATE = TaskUpdateSchema()
+PIECE_PULL = PiecePullSchema()
+PIECE_UPDATE = PieceUpdateSchema()
+
+
+def first_error(exc: ValidationError) -> str:
+    """One readable line out of marshmallow's nested messages."""
+    messages = exc.messages
+    if isinstance(messages, dict):
+        parts = []
+        for key, value in messages.items():
+            text = value[0] if isinstance(value, list) and value else value
+            parts.append(f"{key}: {text}")
+        return "; ".join(str(p) for p in parts)
+    if isinstance(messages, list) and messages:
+        return str(messages[0])
+    return str(messages)
+
+
+# ---- replies -------------------------------------------------------------------------------
+
+
+def result_info(code: int, data: Any = None, msg: str = "") -> dict[str, Any]:
+    """ResultInfo `{code, data, msg}` with Go's omitempty: zero code, nil data, empty msg vanish."""
+    out: dict[str, Any] = {}
+    if code:
+        out["code"] = code
+    if data is not None:
+        out["data"] = data
+    if msg:
+        out["msg"] = msg
+    return out
+
+
+def error_response(code: int, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message}
+
+
+def register_data(
+    task_id: str, file_length: int, piece_size: int, cdn_source: str
+) -> dict[str, Any]:
+    return {
+        "taskId": task_id,
+        "fileLength": file_length,
+        "pieceSize": piece_size,
+        "cdnSource": cdn_source,
+        "asSeed": False,
+        "seedTaskID": "",
+    }
+
+
+def piece_item(
+    *, range_: str, piece_num: int, piece_size: int, piece_md5: str, cid: str,
+    peer_ip: str, peer_port: int, path: str,
+) -> dict[str, Any]:
+    """One element of a 601 `data` list, in the Go field order (§5.2)."""
+    return {
+        "range": range_,
+        "pieceNum": piece_num,
+        "pieceSize": piece_size,
+        "pieceMd5": piece_md5,
+        "cid": cid,
+        "peerIp": peer_ip,
+        "peerPort": peer_port,
+        "path": path,
+        "downLink": 0,
+    }
+
+
+def finish_data(file_length: int, md5: str) -> dict[str, Any]:
+    """600 `data`: Go marshals a map, so keys come sorted."""
+    return {"fileLength": file_length, "md5": md5}
