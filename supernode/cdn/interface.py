@@ -89,6 +89,15 @@ class Cdn(Protocol):
         """The wrapped data file of a task, when this backend keeps one."""
         ...
 
+    async def check_piece(self, task_id: str, piece_num: int, expected_md5: str) -> bool:
+        """Re-read one piece from disk: True when it still matches its recorded md5 (§9.6)."""
+        ...
+
+    def gc_sweep(self, live_task_ids: frozenset[str], now: float) -> int:
+        """Disk GC (§9.4): remove files of tasks not in memory by the free-space rules and
+        LRU order, never a file being filled or served; return the bytes reclaimed."""
+        ...
+
     async def delete(self, task_id: str) -> None:
         """Stop any fill of the task and remove its files."""
         ...
