@@ -1,4 +1,4 @@
-"""The supernode's configuration: defaults, `/etc/dragonfly/supernode.yml`, SUPERNODE_* env, flags (§14)."""
+"""Supernode configuration: defaults, `/etc/dragonfly/supernode.yml`, SUPERNODE_* env, flags."""
 
 from __future__ import annotations
 

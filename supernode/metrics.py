@@ -6,8 +6,8 @@ import platform
 import sys
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 from supernode.version import VERSION
 
@@ -27,13 +27,16 @@ class SupernodeMetrics:
         PlatformCollector(registry=r)
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            return Counter(name, doc, labels, namespace=NAMESPACE, subsystem="supernode", registry=r)
+            return Counter(
+                name, doc, labels, namespace=NAMESPACE, subsystem="supernode", registry=r
+            )
 
         def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
             return Gauge(name, doc, labels, namespace=NAMESPACE, subsystem="supernode", registry=r)
 
         self.build_info = gauge(
-            "build_info", "Build info of the supernode.",
+            "build_info",
+            "Build info of the supernode.",
             ("version", "revision", "os", "arch", "goversion"),
         )
         self.build_info.labels(
@@ -43,18 +46,30 @@ class SupernodeMetrics:
             "http_requests", "Counter of HTTP requests.", ("code", "handler")
         )
         self.http_request_duration = Histogram(
-            "http_request_duration_seconds", "Histogram of latencies for HTTP requests.",
-            ("handler",), namespace=NAMESPACE, subsystem="supernode", registry=r,
+            "http_request_duration_seconds",
+            "Histogram of latencies for HTTP requests.",
+            ("handler",),
+            namespace=NAMESPACE,
+            subsystem="supernode",
+            registry=r,
             buckets=(0.01, 0.02, 0.04, 0.1, 0.2, 0.4, 1, 2, 4, 8, 20, 60, 120),
         )
         self.http_request_size = Histogram(
-            "http_request_size_bytes", "Histogram of request size for HTTP requests.",
-            ("handler",), namespace=NAMESPACE, subsystem="supernode", registry=r,
+            "http_request_size_bytes",
+            "Histogram of request size for HTTP requests.",
+            ("handler",),
+            namespace=NAMESPACE,
+            subsystem="supernode",
+            registry=r,
             buckets=_SIZE_BUCKETS,
         )
         self.http_response_size = Histogram(
-            "http_response_size_bytes", "Histogram of response size for HTTP requests.",
-            ("handler",), namespace=NAMESPACE, subsystem="supernode", registry=r,
+            "http_response_size_bytes",
+            "Histogram of response size for HTTP requests.",
+            ("handler",),
+            namespace=NAMESPACE,
+            subsystem="supernode",
+            registry=r,
             buckets=_SIZE_BUCKETS,
         )
         self.pieces_downloaded_size = counter(
@@ -62,21 +77,37 @@ class SupernodeMetrics:
             "Total bytes of pieces downloaded from the supernode.",
         )
         self.dfget_download_duration = Histogram(
-            "download_duration_seconds", "Histogram of dfget download durations.",
-            ("callsystem", "peer"), namespace=NAMESPACE, subsystem="dfget", registry=r,
+            "download_duration_seconds",
+            "Histogram of dfget download durations.",
+            ("callsystem", "peer"),
+            namespace=NAMESPACE,
+            subsystem="dfget",
+            registry=r,
             buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600),
         )
         self.dfget_download_size = Counter(
-            "download_size_bytes", "Total bytes downloaded by dfget.",
-            ("callsystem", "peer"), namespace=NAMESPACE, subsystem="dfget", registry=r,
+            "download_size_bytes",
+            "Total bytes downloaded by dfget.",
+            ("callsystem", "peer"),
+            namespace=NAMESPACE,
+            subsystem="dfget",
+            registry=r,
         )
         self.dfget_download_total = Counter(
-            "download", "Total times of dfget downloads.",
-            ("callsystem", "peer"), namespace=NAMESPACE, subsystem="dfget", registry=r,
+            "download",
+            "Total times of dfget downloads.",
+            ("callsystem", "peer"),
+            namespace=NAMESPACE,
+            subsystem="dfget",
+            registry=r,
         )
         self.dfget_download_failed = Counter(
-            "download_failed", "Total failed dfget downloads.",
-            ("callsystem", "peer", "reason"), namespace=NAMESPACE, subsystem="dfget", registry=r,
+            "download_failed",
+            "Total failed dfget downloads.",
+            ("callsystem", "peer", "reason"),
+            namespace=NAMESPACE,
+            subsystem="dfget",
+            registry=r,
         )
         self.cdn_cache_hit = counter("cdn_cache_hit", "Total times of CDN cache hits.")
         self.cdn_download = counter("cdn_download", "Total times of CDN downloads from the origin.")
@@ -107,8 +138,12 @@ class SupernodeMetrics:
         self.cdn_trigger = counter("cdn_trigger", "Total CDN triggers.")
         self.cdn_trigger_failed = counter("cdn_trigger_failed", "Total failed CDN triggers.")
         self.schedule_duration = Histogram(
-            "schedule_duration_milliseconds", "Duration of the scheduler per pull.",
-            ("peer",), namespace=NAMESPACE, subsystem="supernode", registry=r,
+            "schedule_duration_milliseconds",
+            "Duration of the scheduler per pull.",
+            ("peer",),
+            namespace=NAMESPACE,
+            subsystem="supernode",
+            registry=r,
             buckets=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64),
         )
         # Beyond the original: what P2P saved, and what the scheduler decided.

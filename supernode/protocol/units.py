@@ -31,7 +31,7 @@ _DURATION_UNITS = {
 
 
 def parse_size(text: str | int | float) -> int:
-    """"20MB", "20M", "20m", "512k", "1G", "100" → bytes (binary units, as the original)."""
+    """ "20MB", "20M", "20m", "512k", "1G", "100" → bytes (binary units, as the original)."""
     if isinstance(text, bool):
         raise ValueError(f"invalid size {text!r}")
     if isinstance(text, int | float):

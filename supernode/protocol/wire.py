@@ -15,13 +15,12 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
-
 MAX_HEADERS = 64
 MAX_URL_LENGTH = 8192
 
 
 def dumps(obj: Any) -> bytes:
-    """JSON the way Go's `json.Encoder` with HTML escaping off writes it: compact, trailing newline."""
+    """JSON as Go's `json.Encoder` (HTML escaping off) writes it: compact, trailing newline."""
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
@@ -67,7 +66,9 @@ class RegisterRequestSchema(WireSchema):
     """`POST /peer/registry` (§3.1)."""
 
     super_node_ip = _Str(data_key="superNodeIp", load_default="", validate=validate.Length(max=255))
-    raw_url = _Str(data_key="rawURL", required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH))
+    raw_url = _Str(
+        data_key="rawURL", required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH)
+    )
     task_url = _Str(data_key="taskURL", load_default="", validate=_bounded_url)
     cid = _Str(data_key="cID", required=True, validate=validate.Length(min=1, max=512))
     ip = _Str(data_key="IP", required=True)
@@ -88,7 +89,10 @@ class RegisterRequestSchema(WireSchema):
     dfdaemon = fields.Boolean(data_key="dfdaemon", load_default=False, truthy={True}, falsy={False})
     insecure = fields.Boolean(data_key="insecure", load_default=False, truthy={True}, falsy={False})
     root_cas = fields.List(
-        _Str(), data_key="rootCAs", load_default=list, allow_none=True,
+        _Str(),
+        data_key="rootCAs",
+        load_default=list,
+        allow_none=True,
         validate=validate.Length(max=16),
     )
     pattern = _Str(data_key="pattern", load_default="p2p")
@@ -148,7 +152,9 @@ class TaskMetricsSchema(WireSchema):
     """`POST /task/metrics` (§3.6)."""
 
     ip = _Str(data_key="IP", load_default="", validate=validate.Length(max=64))
-    backsource_reason = _Str(data_key="backsourceReason", load_default="", validate=validate.Length(max=16))
+    backsource_reason = _Str(
+        data_key="backsourceReason", load_default="", validate=validate.Length(max=16)
+    )
     cid = _Str(data_key="cID", load_default="", validate=validate.Length(max=512))
     call_system = _Str(data_key="callSystem", load_default="", validate=validate.Length(max=128))
     duration = fields.Float(data_key="duration", load_default=0.0, validate=validate.Range(min=0))
@@ -175,8 +181,12 @@ class PeerListQuerySchema(WireSchema):
     """`GET /api/v1/peers` paging and sorting."""
 
     page_num = fields.Integer(data_key="pageNum", load_default=0, validate=validate.Range(min=0))
-    page_size = fields.Integer(data_key="pageSize", load_default=0, validate=validate.Range(min=0, max=100000))
-    sort_direct = _Str(data_key="sortDirect", load_default="ASC", validate=validate.OneOf(["ASC", "DESC"]))
+    page_size = fields.Integer(
+        data_key="pageSize", load_default=0, validate=validate.Range(min=0, max=100000)
+    )
+    sort_direct = _Str(
+        data_key="sortDirect", load_default="ASC", validate=validate.OneOf(["ASC", "DESC"])
+    )
     sort_key = fields.List(
         _Str(validate=validate.OneOf(["ID", "IP", "created", "hostName", "port", "version"])),
         data_key="sortKey",
@@ -190,7 +200,9 @@ class TaskCreateSchema(WireSchema):
     cid = _Str(data_key="cID", load_default="", validate=validate.Length(max=512))
     call_system = _Str(data_key="callSystem", load_default="", validate=validate.Length(max=128))
     dfdaemon = fields.Boolean(data_key="dfdaemon", load_default=False, truthy={True}, falsy={False})
-    filter = fields.List(_Str(), data_key="filter", load_default=list, validate=validate.Length(max=64))
+    filter = fields.List(
+        _Str(), data_key="filter", load_default=list, validate=validate.Length(max=64)
+    )
     headers = fields.Dict(
         keys=_Str(validate=validate.Length(min=1, max=256)),
         values=_Str(validate=_bounded_url),
@@ -201,7 +213,9 @@ class TaskCreateSchema(WireSchema):
     md5 = _Str(data_key="md5", load_default="", validate=validate.Length(max=64))
     path = _Str(data_key="path", load_default="", validate=validate.Length(max=4096))
     peer_id = _Str(data_key="peerID", required=True, validate=validate.Length(min=1, max=512))
-    raw_url = _Str(data_key="rawURL", required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH))
+    raw_url = _Str(
+        data_key="rawURL", required=True, validate=validate.Length(min=1, max=MAX_URL_LENGTH)
+    )
     super_node_ip = _Str(data_key="supernodeIP", load_default="", validate=validate.Length(max=255))
     task_url = _Str(data_key="taskURL", load_default="", validate=_bounded_url)
 
@@ -211,7 +225,8 @@ class TaskUpdateSchema(WireSchema):
 
     peer_id = _Str(data_key="peerID", load_default="")
     cdn_status = _Str(
-        data_key="cdnStatus", load_default="",
+        data_key="cdnStatus",
+        load_default="",
         validate=validate.OneOf(["", "WAITING", "RUNNING", "FAILED", "SUCCESS", "SOURCE_ERROR"]),
     )
 
@@ -220,13 +235,15 @@ class PiecePullSchema(WireSchema):
     """Body of `GET /api/v1/tasks/{id}/pieces` (PiecePullRequest)."""
 
     dfget_task_status = _Str(
-        data_key="dfgetTaskStatus", load_default="STARTED",
+        data_key="dfgetTaskStatus",
+        load_default="STARTED",
         validate=validate.OneOf(["STARTED", "RUNNING", "FINISHED"]),
     )
     dst_pid = _Str(data_key="dstPID", load_default="")
     piece_range = _Str(data_key="pieceRange", load_default="")
     piece_result = _Str(
-        data_key="pieceResult", load_default="INVALID",
+        data_key="pieceResult",
+        load_default="INVALID",
         validate=validate.OneOf(["FAILED", "SUCCESS", "INVALID", "SEMISUC"]),
     )
 
@@ -237,7 +254,8 @@ class PieceUpdateSchema(WireSchema):
     client_id = _Str(data_key="clientID", required=True, validate=validate.Length(min=1, max=512))
     dst_pid = _Str(data_key="dstPID", load_default="")
     piece_status = _Str(
-        data_key="pieceStatus", required=True,
+        data_key="pieceStatus",
+        required=True,
         validate=validate.OneOf(["FAILED", "SUCCESS", "INVALID", "SEMISUC"]),
     )
 
@@ -303,8 +321,15 @@ def register_data(
 
 
 def piece_item(
-    *, range_: str, piece_num: int, piece_size: int, piece_md5: str, cid: str,
-    peer_ip: str, peer_port: int, path: str,
+    *,
+    range_: str,
+    piece_num: int,
+    piece_size: int,
+    piece_md5: str,
+    cid: str,
+    peer_ip: str,
+    peer_port: int,
+    path: str,
 ) -> dict[str, Any]:
     """One element of a 601 `data` list, in the Go field order (§5.2)."""
     return {

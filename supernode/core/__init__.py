@@ -1,0 +1,1 @@
+"""Pure decisions of the supernode: registries, piece progress, scheduling. No I/O, no clock."""

@@ -1,0 +1,133 @@
+"""One pull: which pieces a client should fetch next, and from whom (§10).
+
+How it works: available = pieces the CDN has verified − pieces the client holds − pieces it is
+running. They are ordered rarest first (fewest holders), then by closeness to the mean index
+of what the client is running, ties broken at random. For each piece the holders are walked
+from a per-piece rotating cursor; the first one that is a P2P peer, not service-down, not
+eliminated, not blacklisted by this client and below `peerUpLimit` is the source. Otherwise
+the supernode serves it, capped per task at `peerDownLimit` concurrent pieces. A client whose
+own error count passed `failureCountLimit` is always served by the supernode. At most
+`peerDownLimit` pieces run per client. Nothing assigned → 602 (never 601 without pieces to a
+client with nothing in flight, which would stall a Go dfget).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import IntEnum
+
+from supernode.core.progress import SUPERNODE, ClientProgress, TaskProgress
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    peer_up_limit: int = 5
+    peer_down_limit: int = 4
+    elimination_limit: int = 5
+    failure_count_limit: int = 5
+
+
+class Decision(IntEnum):
+    FINISH = 600
+    CONTINUE = 601
+    WAIT = 602
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    piece_num: int
+    src: str  # cid of the uploader; "" for the supernode
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    decision: Decision
+    assignments: tuple[Assignment, ...] = ()
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+def schedule(
+    progress: TaskProgress,
+    client: ClientProgress,
+    *,
+    cdn_success: bool,
+    limits: Limits,
+    now: float,
+    rng: random.Random,
+    max_new: int | None = None,
+) -> Schedule:
+    if progress.is_finished(client, cdn_success):
+        return Schedule(Decision.FINISH)
+    if len(client.running) >= limits.peer_down_limit:
+        return Schedule(Decision.CONTINUE)
+    running_mask = 0
+    for piece_num in client.running:
+        running_mask |= 1 << piece_num
+    available = _bits(progress.cdn_done & ~client.has & ~running_mask)
+    if not available:
+        return Schedule(Decision.WAIT)
+
+    holders = progress.holders
+    if client.running:
+        mean = sum(client.running) / len(client.running)
+        available.sort(key=lambda p: (len(holders.get(p, ())), abs(p - mean), rng.random()))
+    else:
+        available.sort(key=lambda p: (len(holders.get(p, ())), rng.random()))
+
+    only_supernode = client.error_count > limits.failure_count_limit
+    room = limits.peer_down_limit - len(client.running)
+    if max_new is not None:
+        room = min(room, max_new)
+    chosen: list[Assignment] = []
+    for piece_num in available:
+        src = None if only_supernode else _pick_holder(progress, client, piece_num, limits)
+        if src is None:
+            if not progress.supernode_has_room(limits.peer_down_limit, now):
+                continue
+            src = SUPERNODE
+        progress.start_running(client, piece_num, src, now)
+        chosen.append(Assignment(piece_num, src))
+        if len(chosen) >= room:
+            break
+    if not chosen:
+        return Schedule(Decision.WAIT)
+    return Schedule(Decision.CONTINUE, tuple(chosen))
+
+
+def _pick_holder(
+    progress: TaskProgress, client: ClientProgress, piece_num: int, limits: Limits
+) -> str | None:
+    holders = progress.holders.get(piece_num)
+    if not holders:
+        return None
+    order = list(holders)
+    start = progress.cursors.get(piece_num, 0) % len(order)
+    clients = progress.clients
+    stale = []
+    picked = None
+    for step in range(len(order)):
+        index = (start + step) % len(order)
+        cid = order[index]
+        source = clients.get(cid)
+        if source is None or source.service_error_count >= limits.elimination_limit:
+            stale.append(cid)
+            continue
+        if cid == client.cid or not source.is_p2p or source.service_down:
+            continue
+        if cid in client.blacklist or source.up_load + 1 > limits.peer_up_limit:
+            continue
+        picked = cid
+        progress.cursors[piece_num] = index + 1
+        break
+    for cid in stale:
+        holders.pop(cid, None)
+    return picked

@@ -1,0 +1,1 @@
+"""The supernode's HTTP surface: app factory, routes table, thin handlers, middleware."""
