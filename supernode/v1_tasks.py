@@ -78,13 +78,17 @@ def pull(
     service: SupernodeService, task_id: str, client_id: str, body: dict[str, Any], num: int
 ) -> list[dict[str, Any]]:
     service.get_task(task_id)
+    status = _STATUS[body["dfget_task_status"]]
+    if status is PullStatus.RUNNING and not body["piece_range"]:
+        # Pieces are reported by PUT …/pieces/{range}; a bare RUNNING pull only asks for more.
+        status = PullStatus.STARTED
     query = {
         "task_id": task_id,
         "src_cid": _client_cid(service, task_id, client_id),
         "dst_cid": _dst_cid(service, task_id, body["dst_pid"]),
         "range": body["piece_range"],
         "result": str(_RESULT[body["piece_result"]].value),
-        "status": str(_STATUS[body["dfget_task_status"]].value),
+        "status": str(status.value),
     }
     reply = service.pull(query, max_new=num)
     if reply.code == ResultCode.TARGET_NOT_FOUND:
