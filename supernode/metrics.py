@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.platform_collector import PlatformCollector
@@ -162,3 +163,35 @@ class SupernodeMetrics:
         self.pieces_in_flight = gauge("pieces_in_flight", "Pieces assigned and not yet reported.")
         self.gc_runs = counter("gc_runs", "GC runs by kind.", ("kind",))
         self.gc_reclaimed_bytes = counter("gc_reclaimed_bytes", "Bytes reclaimed by disk GC.")
+        self._route_children: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
+        self._request_counters: dict[tuple[str, str], Counter] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached: the hot path calls this on every pull."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def observe_request(
+        self, route: str, status: int, seconds: float, request_size: int, response_size: int
+    ) -> None:
+        """One request; labelled children are cached (`labels()` takes a lock every call)."""
+        children = self._route_children.get(route)
+        if children is None:
+            children = (
+                self.http_request_duration.labels(route),
+                self.http_request_size.labels(route),
+                self.http_response_size.labels(route),
+            )
+            self._route_children[route] = children
+        key = (str(status), route)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.http_requests.labels(*key)
+        counter.inc()
+        children[0].observe(seconds)
+        children[1].observe(request_size)
+        children[2].observe(response_size)

@@ -125,6 +125,9 @@ class SupernodeService:
         self._metrics_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._piece_checks: set[asyncio.Task[None]] = set()
         self._checking: set[str] = set()
+        metrics.pieces_in_flight.set_function(
+            lambda: sum(s.progress.in_flight for s in self.states.values())
+        )
 
     # ---- registration ---------------------------------------------------------------------
 
@@ -331,7 +334,7 @@ class SupernodeService:
     def pull(self, query: dict[str, str], max_new: int | None = None) -> PullReply:
         """`GET /peer/task` (§3.2): always HTTP 200; the reply code carries the outcome."""
         reply = self._pull(query, max_new)
-        self.metrics.schedule_results.labels(str(reply.code)).inc()
+        self.metrics.child(self.metrics.schedule_results, str(reply.code)).inc()
         return reply
 
     def _pull(self, query: dict[str, str], max_new: int | None) -> PullReply:
@@ -377,12 +380,10 @@ class SupernodeService:
             rng=self.rng,
             max_new=max_new,
         )
-        self.metrics.schedule_duration.labels(
-            self.registry.peers[dfget_task.peer_id].ip
-            if dfget_task.peer_id in self.registry.peers
-            else ""
-        ).observe((time.perf_counter() - started) * 1000)
-        self.metrics.pieces_in_flight.set(sum(s.progress.in_flight for s in self.states.values()))
+        peer = self.registry.peers.get(dfget_task.peer_id)
+        self.metrics.child(self.metrics.schedule_duration, peer.ip if peer else "").observe(
+            (time.perf_counter() - started) * 1000
+        )
         if result.decision is Decision.FINISH:
             self._set_dfget_status(dfget_task, DfgetTaskStatus.SUCCESS)
             if dfget_task.pattern is not PeerPattern.P2P:

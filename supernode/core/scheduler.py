@@ -77,11 +77,15 @@ def schedule(
         return Schedule(Decision.WAIT)
 
     holders = progress.holders
+    # Ties are broken at random by rotating the list at a random point before a stable sort:
+    # one random draw per pull instead of one per piece.
+    turn = rng.randrange(len(available))
+    available = available[turn:] + available[:turn]
     if client.running:
         mean = sum(client.running) / len(client.running)
-        available.sort(key=lambda p: (len(holders.get(p, ())), abs(p - mean), rng.random()))
+        available.sort(key=lambda p: (len(holders.get(p, ())), abs(p - mean)))
     else:
-        available.sort(key=lambda p: (len(holders.get(p, ())), rng.random()))
+        available.sort(key=lambda p: len(holders.get(p, ())))
 
     only_supernode = client.error_count > limits.failure_count_limit
     room = limits.peer_down_limit - len(client.running)

@@ -260,11 +260,40 @@ class PieceUpdateSchema(WireSchema):
     )
 
 
+class FlatStringQuery:
+    """The hot-path loader of a query whose fields are all optional strings.
+
+    Built from the schema (one definition of the fields); does what the schema's load does
+    for such input — case-insensitive keys, unknown keys dropped, defaults — without
+    marshmallow's per-field machinery, which costs more than the scheduling itself."""
+
+    def __init__(self, schema: Schema) -> None:
+        self._names: dict[str, str] = {}
+        self._defaults: dict[str, str] = {}
+        for name, field in schema.load_fields.items():
+            if not isinstance(field, fields.String) or field.required:
+                raise TypeError(f"{name}: FlatStringQuery takes optional string fields only")
+            self._names[(field.data_key or name).lower()] = name
+            default = field.load_default
+            self._defaults[name] = default if isinstance(default, str) else ""
+
+    def load(self, query: Mapping[str, str]) -> dict[str, str]:
+        out = dict(self._defaults)
+        seen: set[str] = set()
+        for key, value in query.items():
+            name = self._names.get(key.lower())
+            if name is not None and name not in seen:
+                seen.add(name)
+                out[name] = value
+        return out
+
+
 REGISTER_REQUEST = RegisterRequestSchema()
-PULL_QUERY = PullQuerySchema()
-PIECE_SUC_QUERY = PieceSucQuerySchema()
+PULL_QUERY = FlatStringQuery(PullQuerySchema())
+PIECE_SUC_QUERY = FlatStringQuery(PieceSucQuerySchema())
 PIECE_ERROR_QUERY = PieceErrorQuerySchema()
-SERVICE_DOWN_QUERY = ServiceDownQuerySchema()
+SERVICE_DOWN_QUERY = FlatStringQuery(ServiceDownQuerySchema())
+PIECE_ERROR_FLAT = FlatStringQuery(PieceErrorQuerySchema())
 TASK_METRICS = TaskMetricsSchema()
 PEER_CREATE = PeerCreateSchema()
 PEER_LIST_QUERY = PeerListQuerySchema()
@@ -348,3 +377,111 @@ def piece_item(
 def finish_data(file_length: int, md5: str) -> dict[str, Any]:
     """600 `data`: Go marshals a map, so keys come sorted."""
     return {"fileLength": file_length, "md5": md5}
+
+
+# ---- preheat -------------------------------------------------------------------------------
+# Request schemas of the preheat APIs (F1 `/preheats`, F0 `/api/preheat`); replies are built
+# by `supernode/preheat/app.py`. Harbor's extra keys (`image`, `tag`) are ignored.
+
+PREHEAT_TYPES = ("image", "file")
+MAX_PREHEAT_HEADERS = 64
+_HEADER_NAME_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_PLATFORM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_/")
+
+
+def _preheat_url(value: str) -> None:
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value):
+        raise ValidationError("url must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port  # a non-numeric port raises here
+    except ValueError as exc:
+        raise ValidationError(f"malformed url: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValidationError("url must be an http:// or https:// URL with a host")
+
+
+def preheat_url_problem(value: str) -> str:
+    """Why `value` cannot be a preheat file URL, or "" (F0 checks its URLs after the type)."""
+    try:
+        _preheat_url(value)
+    except ValidationError as exc:
+        return first_error(exc)
+    return ""
+
+
+def _preheat_headers(value: Mapping[str, str]) -> None:
+    if len(value) > MAX_PREHEAT_HEADERS:
+        raise ValidationError(f"at most {MAX_PREHEAT_HEADERS} headers")
+    for name, text in value.items():
+        if not name or not set(name) <= _HEADER_NAME_CHARS:
+            raise ValidationError(f"invalid header name {name!r}")
+        if any(c in text for c in "\r\n\x00"):
+            raise ValidationError(f"header {name} holds a line break or NUL")
+
+
+def _preheat_platform(value: str) -> None:
+    parts = value.split("/")
+    if value in ("", "all"):
+        return
+    if not set(value) <= _PLATFORM_CHARS or not 2 <= len(parts) <= 3 or not all(parts):
+        raise ValidationError("platform must be os/arch[/variant] (e.g. linux/amd64) or all")
+
+
+def _preheat_header_field(data_key: str) -> fields.Dict:
+    return fields.Dict(
+        keys=_Str(validate=validate.Length(min=1, max=256)),
+        values=_Str(validate=_bounded_url),
+        data_key=data_key,
+        load_default=dict,
+        allow_none=True,
+        validate=_preheat_headers,
+    )
+
+
+class _PreheatOptions(WireSchema):
+    """Additive options of both APIs: platform choice and registry credentials / TLS."""
+
+    platform = _Str(data_key="platform", load_default="", validate=_preheat_platform)
+    username = _Str(data_key="username", load_default="", validate=validate.Length(max=256))
+    password = _Str(data_key="password", load_default="", validate=validate.Length(max=1024))
+    insecure = fields.Boolean(data_key="insecure", load_default=False, truthy={True}, falsy={False})
+    root_cas = fields.List(
+        _Str(validate=validate.Length(max=65536)),
+        data_key="rootCAs",
+        load_default=list,
+        allow_none=True,
+        validate=validate.Length(max=16),
+    )
+
+
+class PreheatCreateSchema(_PreheatOptions):
+    """`POST /preheats` (PreheatCreateRequest, §11); `digest` is Harbor's artifact digest."""
+
+    type = _Str(data_key="type", required=True, validate=validate.OneOf(PREHEAT_TYPES))
+    url = _Str(
+        data_key="url",
+        required=True,
+        validate=[validate.Length(min=3, max=MAX_URL_LENGTH), _preheat_url],
+    )
+    filter = _Str(data_key="filter", load_default="", validate=validate.Length(max=1024))
+    identifier = _Str(data_key="identifier", load_default="", validate=validate.Length(max=1024))
+    headers = _preheat_header_field("headers")
+    digest = _Str(data_key="digest", load_default="", validate=validate.Length(max=256))
+
+
+class CheckPreheatSchema(_PreheatOptions):
+    """`POST /api/preheat` (seed 002, F0): an image `url` is `<registry>/<name>:<tag>`."""
+
+    type = _Str(data_key="type", required=True, validate=validate.OneOf(PREHEAT_TYPES))
+    url = _Str(data_key="url", required=True, validate=validate.Length(min=3, max=MAX_URL_LENGTH))
+    header = _preheat_header_field("header")
+
+
+PREHEAT_CREATE = PreheatCreateSchema()
+CHECK_PREHEAT = CheckPreheatSchema()

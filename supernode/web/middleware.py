@@ -37,7 +37,6 @@ async def request_metrics(request: web.Request, handler: web.Handler) -> web.Str
     started = time.perf_counter()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "notfound"
-    metrics = request.app[METRICS]
     status = 500
     response: web.StreamResponse | None = None
     try:
@@ -48,10 +47,11 @@ async def request_metrics(request: web.Request, handler: web.Handler) -> web.Str
         status = exc.status
         raise
     finally:
-        metrics.http_requests.labels(str(status), route).inc()
-        metrics.http_request_duration.labels(route).observe(time.perf_counter() - started)
-        metrics.http_request_size.labels(route).observe(request.content_length or 0)
-        size = response.body_length if response is not None and response.prepared else 0
-        if response is not None and not response.prepared and isinstance(response, web.Response):
-            size = len(response.body or b"") if isinstance(response.body, bytes) else 0
-        metrics.http_response_size.labels(route).observe(size)
+        size = 0
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            size = len(response.body)
+        elif response is not None and response.prepared:
+            size = response.body_length
+        request.app[METRICS].observe_request(
+            route, status, time.perf_counter() - started, request.content_length or 0, size
+        )

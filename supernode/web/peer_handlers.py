@@ -53,7 +53,7 @@ async def piece_success(request: web.Request) -> web.Response:
 
 
 async def piece_error(request: web.Request) -> web.Response:
-    query = load_query(wire.PIECE_ERROR_QUERY, request)
+    query = load_query(wire.PIECE_ERROR_FLAT, request)
     try:
         request.app[SERVICE].piece_error(query)
     except SupernodeError as exc:

@@ -45,12 +45,9 @@ def load(schema: Any, data: Any, *, status: int) -> dict[str, Any]:
     return loaded
 
 
-def load_query(schema: Any, request: web.Request) -> dict[str, Any]:
-    # Go reads the first value of a repeated query key.
-    first: dict[str, str] = {}
-    for key, value in request.query.items():
-        first.setdefault(key, value)
-    return load(schema, first, status=400)
+def load_query(loader: wire.FlatStringQuery, request: web.Request) -> dict[str, str]:
+    """Query strings of the `/peer/*` family; the first value of a repeated key wins, as in Go."""
+    return loader.load(request.query)
 
 
 async def read_json(request: web.Request, *, status: int, allow_empty: bool = False) -> Any:

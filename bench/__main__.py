@@ -1,0 +1,21 @@
+"""`make bench`: run every benchmark and print each one's JSON report."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = ["bench.peer_task"]
+
+
+def main() -> int:
+    names = sys.argv[1:] or BENCHMARKS
+    for name in names:
+        module = importlib.import_module(name)
+        print(f"== {name}", flush=True)
+        module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
