@@ -5,6 +5,7 @@ HOME_DIR ?= $(CURDIR)/.supernode-home
 RUFF = $(PYTHON) -m ruff
 RUFF_CONFIG = --config .ci/ruff.toml
 STAMP = .make-installed
+SOURCES = $(wildcard supernode dfget_client tests bench)
 
 .PHONY: install run test check lint format bench clean
 
@@ -21,13 +22,13 @@ test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(RUFF) format --check $(RUFF_CONFIG) supernode dfget_client tests bench
-	$(RUFF) check $(RUFF_CONFIG) supernode dfget_client tests bench
+	$(RUFF) format --check $(RUFF_CONFIG) $(SOURCES)
+	$(RUFF) check $(RUFF_CONFIG) $(SOURCES)
 	$(PYTHON) -m mypy supernode/protocol supernode/core
 
 format: install
-	$(RUFF) format $(RUFF_CONFIG) supernode dfget_client tests bench
-	$(RUFF) check --fix $(RUFF_CONFIG) supernode dfget_client tests bench
+	$(RUFF) format $(RUFF_CONFIG) $(SOURCES)
+	$(RUFF) check --fix $(RUFF_CONFIG) $(SOURCES)
 
 check: lint test
 
