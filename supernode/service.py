@@ -12,7 +12,6 @@ import asyncio
 import random
 import socket
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,23 +28,22 @@ from supernode.config import SupernodeConfig
 from supernode.core.progress import SUPERNODE, ClientProgress, TaskProgress
 from supernode.core.registry import DfgetTask, Peer, Registry, Task
 from supernode.core.scheduler import Decision, Limits, schedule
+from supernode.download_reports import DownloadReports
 from supernode.errors import (
     AuthenticationRequired,
     BadRequest,
     InvalidValue,
     NotFound,
-    Overloaded,
     SupernodeError,
     TaskConflict,
     UrlNotReachable,
 )
 from supernode.metrics import SupernodeMetrics
-from supernode.preheat.warmer import WarmError, WarmRequest, WarmResult
+from supernode.piece_errors import PieceErrorChecker
 from supernode.protocol import ids, pieces, wire
 from supernode.protocol.codes import (
     CdnPattern,
     CdnStatus,
-    ClientErrorType,
     DfgetTaskStatus,
     PeerPattern,
     PieceResult,
@@ -55,8 +53,6 @@ from supernode.protocol.codes import (
 from supernode.version import COMPAT_VERSION
 
 MAX_PIECE_NUM = 1 << 24  # far beyond any real file: 15 MiB pieces × 2^24 = 240 TiB
-METRICS_DEDUP_SIZE = 10_000
-PIECE_ERROR_QUEUE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +75,7 @@ def headers_to_map(raw: list[str]) -> dict[str, str]:
 
 
 @dataclass(slots=True)
-class _TaskState:
+class TaskState:
     task: Task
     progress: TaskProgress = field(default_factory=TaskProgress)
     fill_done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -104,7 +100,7 @@ class SupernodeService:
         self.clock = clock
         self.rng = rng or random.Random()
         self.registry = Registry()
-        self.states: dict[str, _TaskState] = {}
+        self.states: dict[str, TaskState] = {}
         self.limits = Limits(
             peer_up_limit=config.peer_up_limit,
             peer_down_limit=config.peer_down_limit,
@@ -122,9 +118,8 @@ class SupernodeService:
         )
         self.registry.add_peer(self.supernode_peer)
         self._probe_locks: dict[str, asyncio.Lock] = {}
-        self._metrics_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._piece_checks: set[asyncio.Task[None]] = set()
-        self._checking: set[str] = set()
+        self.download_reports = DownloadReports(metrics)
+        self.piece_errors = PieceErrorChecker(self)
         metrics.pieces_in_flight.set_function(
             lambda: sum(s.progress.in_flight for s in self.states.values())
         )
@@ -150,7 +145,7 @@ class SupernodeService:
             insecure=req["insecure"],
             root_cas=tuple(_decode_ca(ca) for ca in req["root_cas"] or []),
         )
-        state = await self._task_for(task_id, task_url, req, headers, origin)
+        state = await self.task_for(task_id, task_url, req, headers, origin)
         now = self.clock()
         task = state.task
         task.access_time = now
@@ -185,18 +180,18 @@ class SupernodeService:
         state.progress.add_client(dfget_task.cid, is_p2p=pattern is PeerPattern.P2P)
         self.metrics.dfgettasks_registered.labels(dfget_task.call_system).inc()
         self._count_dfget_status(dfget_task, None)
-        self._trigger_cdn(state)
+        self.trigger_cdn(state)
         cdn_source = "source" if self.config.cdn_pattern is CdnPattern.SOURCE else "supernode"
         return wire.register_data(task_id, task.http_file_length, task.piece_size, cdn_source)
 
-    async def _task_for(
+    async def task_for(
         self,
         task_id: str,
         task_url: str,
         req: dict[str, Any],
         headers: dict[str, str],
         origin: OriginRequest,
-    ) -> _TaskState:
+    ) -> TaskState:
         now = self.clock()
         if self.registry.is_unreachable(task_url, now, self.config.fail_access_interval):
             raise UrlNotReachable(f"url {task_url} is not reachable (cached 404)")
@@ -231,7 +226,7 @@ class SupernodeService:
                 piece_total=pieces.registration_piece_total(length, piece_size),
                 access_time=now,
             )
-            state = _TaskState(task=task, origin=origin)
+            state = TaskState(task=task, origin=origin)
             self.states[task_id] = state
             self.registry.tasks[task_id] = task
             self.metrics.tasks_registered.inc()
@@ -256,7 +251,7 @@ class SupernodeService:
         task.cdn_status = status
         self.metrics.tasks.labels(status.value).inc()
 
-    def _trigger_cdn(self, state: _TaskState) -> None:
+    def trigger_cdn(self, state: TaskState) -> None:
         task = state.task
         if task.cdn_status not in (CdnStatus.WAITING, CdnStatus.FAILED, CdnStatus.SOURCE_ERROR):
             return
@@ -284,7 +279,7 @@ class SupernodeService:
             self.metrics.cdn_trigger_failed.inc()
             self.fill_failed(task.task_id, f"cdn trigger failed: {exc}")
 
-    def _source_pattern_ready(self, state: _TaskState) -> None:
+    def _source_pattern_ready(self, state: TaskState) -> None:
         """`--cdn-pattern source` (§9.5): no copy; every piece is a raw range of the origin."""
         task = state.task
         total = -(-task.http_file_length // task.piece_size) if task.http_file_length > 0 else 1
@@ -355,14 +350,14 @@ class SupernodeService:
         task.access_time = now
         status = query["status"]
         if status == str(PullStatus.STARTED.value):
-            self._set_dfget_status(dfget_task, DfgetTaskStatus.RUNNING)
+            self.set_dfget_status(dfget_task, DfgetTaskStatus.RUNNING)
         elif status == str(PullStatus.RUNNING.value):
             error = self._apply_piece_result(state, client, query, now)
             if error is not None:
                 return error
         elif status == str(PullStatus.FINISHED.value):
             ok = query["result"] == str(PieceResult.SUCCESS.value)
-            self._set_dfget_status(
+            self.set_dfget_status(
                 dfget_task, DfgetTaskStatus.SUCCESS if ok else DfgetTaskStatus.FAILED
             )
             return PullReply(ResultCode.PEER_FINISH)
@@ -385,7 +380,7 @@ class SupernodeService:
             (time.perf_counter() - started) * 1000
         )
         if result.decision is Decision.FINISH:
-            self._set_dfget_status(dfget_task, DfgetTaskStatus.SUCCESS)
+            self.set_dfget_status(dfget_task, DfgetTaskStatus.SUCCESS)
             if dfget_task.pattern is not PeerPattern.P2P:
                 client.service_down = True
             return PullReply(
@@ -404,7 +399,7 @@ class SupernodeService:
         return PullReply(ResultCode.PEER_CONTINUE, items)
 
     def _apply_piece_result(
-        self, state: _TaskState, client: ClientProgress, query: dict[str, str], now: float
+        self, state: TaskState, client: ClientProgress, query: dict[str, str], now: float
     ) -> PullReply | None:
         result = query["result"]
         if result not in (str(PieceResult.SEMISUC.value), str(PieceResult.FAILED.value)):
@@ -412,17 +407,17 @@ class SupernodeService:
                 ResultCode.PARAM_ERROR, msg=f"invalid result {result!r} for status 701"
             )
         try:
-            piece_num = self._piece_num(state.task, query["range"])
+            piece_num = self.piece_num_of(state.task, query["range"])
         except InvalidValue as exc:
             return PullReply(ResultCode.PARAM_ERROR, msg=exc.message)
-        src = self._resolve_source(state.task.task_id, query["dst_cid"])
+        src = self.resolve_source(state.task.task_id, query["dst_cid"])
         if result == str(PieceResult.SEMISUC.value):
             state.progress.piece_succeeded(client, piece_num, src, now)
         else:
             state.progress.piece_failed(client, piece_num, src, now, self.limits.elimination_limit)
         return None
 
-    def _piece_num(self, task: Task, range_text: str) -> int:
+    def piece_num_of(self, task: Task, range_text: str) -> int:
         try:
             start, end = pieces.parse_range(range_text)
         except ValueError as exc:
@@ -435,7 +430,7 @@ class SupernodeService:
             raise InvalidValue(f"range {range_text!r} is beyond the last piece")
         return piece_num
 
-    def _resolve_source(self, task_id: str, dst_cid: str) -> str | None:
+    def resolve_source(self, task_id: str, dst_cid: str) -> str | None:
         """The source key in progress: "" for the supernode, the cid of a known peer, or None."""
         if ids.is_supernode_cid(dst_cid):
             return SUPERNODE
@@ -444,7 +439,7 @@ class SupernodeService:
         return None
 
     def _piece_item(
-        self, state: _TaskState, dfget_task: DfgetTask, piece_num: int, src: str
+        self, state: TaskState, dfget_task: DfgetTask, piece_num: int, src: str
     ) -> dict[str, Any]:
         task = state.task
         md5 = state.progress.piece_md5s.get(piece_num, "")
@@ -482,13 +477,13 @@ class SupernodeService:
         state = self.states.get(task_id)
         if state is None:
             raise NotFound(f"task {task_id} not found")
-        src = self._resolve_source(task_id, dst_cid)
+        src = self.resolve_source(task_id, dst_cid)
         if src is None:
             raise NotFound(f"dstCid {dst_cid} of task {task_id} not found")
         client = state.progress.clients.get(cid)
         if client is None or self.registry.dfget_task(cid, task_id) is None:
             raise NotFound(f"cid {cid} of task {task_id} not found")
-        piece_num = self._piece_num(state.task, query["piece_range"])
+        piece_num = self.piece_num_of(state.task, query["piece_range"])
         now = self.clock()
         state.progress.piece_succeeded(client, piece_num, src, now)
         state.progress.add_holder(client, piece_num)
@@ -507,44 +502,6 @@ class SupernodeService:
             self.metrics.p2p_bytes.inc(content)
             task.p2p_bytes += content
 
-    def piece_error(self, query: dict[str, str]) -> None:
-        """`GET /peer/piece/error` (§3.4, §9.6): only reports about the supernode are acted on."""
-        if not ids.is_supernode_cid(query["dst_cid"]):
-            return
-        task_id = query["task_id"]
-        state = self.states.get(task_id)
-        if state is None or query["error_type"] not in set(ClientErrorType):
-            return
-        if task_id in self._checking:
-            return
-        if len(self._piece_checks) >= PIECE_ERROR_QUEUE:
-            raise Overloaded("piece error queue is full")
-        try:
-            piece_num = self._piece_num(state.task, query["range"]) if query["range"] else -1
-        except InvalidValue:
-            return
-        self._checking.add(task_id)
-        job = asyncio.ensure_future(self._check_piece(task_id, piece_num, query["error_type"]))
-        self._piece_checks.add(job)
-        job.add_done_callback(self._piece_checks.discard)
-
-    async def _check_piece(self, task_id: str, piece_num: int, error_type: str) -> None:
-        try:
-            state = self.states.get(task_id)
-            if state is None:
-                return
-            if error_type == ClientErrorType.FILE_NOT_EXIST:
-                bad = self.cdn.data_file(task_id) is None
-            else:
-                expected = state.progress.piece_md5s.get(piece_num, "")
-                bad = piece_num >= 0 and not await self.cdn.check_piece(
-                    task_id, piece_num, expected
-                )
-            if bad:
-                await self.delete_task(task_id, full=True)
-        finally:
-            self._checking.discard(task_id)
-
     def service_down(self, query: dict[str, str]) -> None:
         """`GET /peer/service/down` (§3.5). Raises NotFound → HTTP 500."""
         task_id, cid = query["task_id"], query["cid"]
@@ -559,25 +516,9 @@ class SupernodeService:
         for holders in state.progress.holders.values():
             holders.pop(cid, None)
 
-    def task_metrics(self, body: dict[str, Any]) -> None:
-        """`POST /task/metrics` (§3.6); a repeated post of one download counts once."""
-        key = (body["cid"], body["task_id"])
-        if body["cid"] and key in self._metrics_seen:
-            return
-        self._metrics_seen[key] = None
-        while len(self._metrics_seen) > METRICS_DEDUP_SIZE:
-            self._metrics_seen.popitem(last=False)
-        labels = (body["call_system"], body["ip"])
-        self.metrics.dfget_download_total.labels(*labels).inc()
-        if body["success"]:
-            self.metrics.dfget_download_duration.labels(*labels).observe(body["duration"])
-            self.metrics.dfget_download_size.labels(*labels).inc(max(0, body["file_length"]))
-        else:
-            self.metrics.dfget_download_failed.labels(*labels, body["backsource_reason"]).inc()
-
     # ---- dfget-task status ----------------------------------------------------------------
 
-    def _set_dfget_status(self, dfget_task: DfgetTask, status: DfgetTaskStatus) -> None:
+    def set_dfget_status(self, dfget_task: DfgetTask, status: DfgetTaskStatus) -> None:
         if dfget_task.status is status:
             return
         previous = dfget_task.status
@@ -592,49 +533,16 @@ class SupernodeService:
             gauge.labels(dfget_task.call_system, previous.value).dec()
         gauge.labels(dfget_task.call_system, dfget_task.status.value).inc()
 
-    def _forget_dfget_tasks(self, removed: list[DfgetTask], now: float) -> None:
+    def forget_dfget_tasks(self, removed: list[DfgetTask], now: float) -> None:
         for dfget_task in removed:
             self.metrics.dfgettasks.labels(dfget_task.call_system, dfget_task.status.value).dec()
             state = self.states.get(dfget_task.task_id)
             if state is not None:
                 state.progress.remove_client(dfget_task.cid, now)
 
-    # ---- peers ----------------------------------------------------------------------------
-
-    def create_peer(self, body: dict[str, Any]) -> str:
-        now = self.clock()
-        peer = Peer(
-            peer_id=ids.peer_id(body["host_name"], body["ip"], time.time_ns()),
-            ip=body["ip"],
-            host_name=body["host_name"],
-            port=body["port"],
-            version=body["version"],
-            created=now,
-        )
-        self.registry.add_peer(peer)
-        self.metrics.peers.labels(peer.ip).inc()
-        return peer.peer_id
-
-    def get_peer(self, peer_id: str) -> Peer:
-        peer = self.registry.peers.get(peer_id)
-        if peer is None:
-            raise NotFound(f"peer {peer_id} not found")
-        return peer
-
-    def delete_peer(self, peer_id: str) -> None:
-        peer = self.get_peer(peer_id)
-        if peer.peer_id == self.supernode_peer.peer_id:
-            raise BadRequest("the supernode's own peer cannot be deleted")
-        self._drop_peer(peer)
-
-    def _drop_peer(self, peer: Peer) -> None:
-        removed = self.registry.remove_peer(peer.peer_id)
-        self._forget_dfget_tasks(removed, self.clock())
-        self.metrics.peers.labels(peer.ip).dec()
-
     # ---- tasks ----------------------------------------------------------------------------
 
-    def get_task(self, task_id: str) -> _TaskState:
+    def get_task(self, task_id: str) -> TaskState:
         state = self.states.get(task_id)
         if state is None:
             raise NotFound(f"task {task_id} not found")
@@ -661,83 +569,8 @@ class SupernodeService:
         if full:
             await self.cdn.delete(task_id)
 
-    # ---- GC -------------------------------------------------------------------------------
-
-    async def gc_tasks_and_peers(self) -> None:
-        now = self.clock()
-        self.metrics.gc_runs.labels("meta").inc()
-        for task_id in self.registry.expired_tasks(now, self.config.task_expire_time):
-            state = self.states.get(task_id)
-            if state is not None and state.task.cdn_status is CdnStatus.RUNNING:
-                continue  # never expire a task while its fill is writing
-            await self.delete_task(task_id, full=False)
-        with_tasks = {d.peer_id for d in self.registry.dfget_tasks.values()}
-        expired = self.registry.expired_peers(
-            now, self.config.peer_gc_delay, self.supernode_peer.peer_id, with_tasks
-        )
-        for peer_id in expired:
-            peer = self.registry.peers.get(peer_id)
-            if peer is not None:
-                self._drop_peer(peer)
-                self.metrics.gc_peers.inc()
-
-    def gc_disk(self) -> int:
-        self.metrics.gc_runs.labels("disk").inc()
-        reclaimed = self.cdn.gc_sweep(frozenset(self.states), self.clock())
-        self.metrics.gc_reclaimed_bytes.inc(reclaimed)
-        self.metrics.last_gc_disks_timestamp.set(self.clock())
-        return reclaimed
-
-    # ---- TaskWarmer (preheat) ------------------------------------------------------------
-
-    def task_id_for(self, request: WarmRequest) -> str:
-        headers = dict(request.headers)
-        task_url = ids.filter_url(request.url, list(request.filter))
-        return ids.task_id(
-            task_url, identifier=request.identifier, range_header=headers.get("Range")
-        )
-
-    async def warm(self, request: WarmRequest) -> WarmResult:
-        """Fill a task through our own CDN, as a registration without a peer would."""
-        headers = dict(request.headers)
-        task_url = ids.filter_url(request.url, list(request.filter))
-        task_id = self.task_id_for(request)
-        origin = OriginRequest(
-            url=request.url,
-            headers=tuple(headers.items()),
-            insecure=request.insecure,
-            root_cas=request.root_cas,
-        )
-        req = {"raw_url": request.url, "md5": "", "identifier": request.identifier}
-        try:
-            state = await self._task_for(task_id, task_url, req, headers, origin)
-        except SupernodeError as exc:
-            raise WarmError(exc.message) from exc
-        state.task.access_time = self.clock()
-        self._trigger_cdn(state)
-        await state.fill_done.wait()
-        task = state.task
-        task.access_time = self.clock()
-        if self.states.get(task_id) is not state:
-            raise WarmError(f"task {task_id} was deleted while warming")
-        if task.cdn_status is not CdnStatus.SUCCESS:
-            raise WarmError(task.fail_reason or f"cdn status {task.cdn_status.value}")
-        return WarmResult(
-            task_id=task_id,
-            http_file_length=task.http_file_length,
-            real_md5=task.real_md5,
-            cache_hit=task.origin_bytes == 0,
-        )
-
-    def progress(self, task_id: str) -> tuple[int, int] | None:
-        state = self.states.get(task_id)
-        if state is None:
-            return None
-        return state.progress.cdn_done.bit_count(), state.task.piece_total
-
     async def close(self) -> None:
-        for job in list(self._piece_checks):
-            job.cancel()
+        self.piece_errors.close()
         await self.cdn.close()
 
 

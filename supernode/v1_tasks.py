@@ -138,11 +138,11 @@ def update_piece(
     if status != "FAILED":
         raise BadRequest(f"pieceStatus {status} cannot be reported")
     try:
-        piece_num = service._piece_num(state.task, piece_range)
+        piece_num = service.piece_num_of(state.task, piece_range)
     except InvalidValue as exc:
         raise BadRequest(exc.message) from exc
     client = state.progress.clients[cid]
-    src = service._resolve_source(task_id, dst_cid)
+    src = service.resolve_source(task_id, dst_cid)
     state.progress.piece_failed(
         client, piece_num, src, service.clock(), service.limits.elimination_limit
     )
@@ -164,4 +164,4 @@ def peer_finished(service: SupernodeService, task_id: str, peer_id: str) -> None
         for piece_num in range(task.piece_total):
             state.progress.piece_succeeded(client, piece_num, None, now)
             state.progress.add_holder(client, piece_num)
-        service._set_dfget_status(dfget_task, DfgetTaskStatus.SUCCESS)
+        service.set_dfget_status(dfget_task, DfgetTaskStatus.SUCCESS)

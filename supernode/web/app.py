@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from supernode import admin
 from supernode.cdn.interface import Cdn
 from supernode.config import SupernodeConfig
 from supernode.metrics import SupernodeMetrics
 from supernode.service import SupernodeService
+from supernode.warming import ServiceWarmer
 from supernode.web import middleware
 from supernode.web.keys import CLOCK, CONFIG, METRICS, SERVICE
 from supernode.web.routes import add_routes
@@ -63,7 +65,7 @@ def _install_preheat(
     except ImportError:
         return []
     before = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
-    preheat_app.install(app, service, config, metrics)
+    preheat_app.install(app, ServiceWarmer(service), config, metrics)
     added = []
     for route in app.router.routes():
         if route.resource is None or (route.method, route.resource.canonical) in before:
@@ -81,7 +83,7 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     loops = [
         asyncio.create_task(
-            _every(config.gc_initial_delay, config.gc_meta_interval, service.gc_tasks_and_peers)
+            _every(config.gc_initial_delay, config.gc_meta_interval, _meta(service))
         ),
         asyncio.create_task(
             _every(config.gc_initial_delay, config.gc_disk_interval, _disk(service))
@@ -96,11 +98,18 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
     await service.close()
 
 
+def _meta(service: SupernodeService) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await admin.gc_tasks_and_peers(service)
+
+    return run
+
+
 def _disk(service: SupernodeService) -> Callable[[], Awaitable[None]]:
     # On the loop, not in a thread: the sweep must see the same in-use marks the download
     # server sets, and it is only stat() and unlink() calls.
     async def run() -> None:
-        service.gc_disk()
+        admin.gc_disk(service)
 
     return run
 

@@ -55,7 +55,7 @@ async def piece_success(request: web.Request) -> web.Response:
 async def piece_error(request: web.Request) -> web.Response:
     query = load_query(wire.PIECE_ERROR_FLAT, request)
     try:
-        request.app[SERVICE].piece_error(query)
+        request.app[SERVICE].piece_errors.report(query)
     except SupernodeError as exc:
         raise WireError(exc.message, 500) from exc
     return web.Response(status=200)
@@ -74,7 +74,7 @@ async def task_metrics(request: web.Request) -> web.Response:
     """Answered `{"code":1}` so a Go dfget does not post the same report twice (§3.6)."""
     data = await read_json(request, status=500)
     body = load(wire.TASK_METRICS, data, status=500)
-    request.app[SERVICE].task_metrics(body)
+    request.app[SERVICE].download_reports.record(body)
     return json_reply({"code": 1})
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from supernode import v1_tasks
+from supernode import admin, v1_tasks
 from supernode.core.registry import Peer, page, sort_peers
 from supernode.errors import BadRequest, NotFound, SupernodeError
 from supernode.protocol import ids, wire
@@ -83,7 +83,7 @@ def _as_500(exc: SupernodeError) -> WireError:
 async def create_peer(request: web.Request) -> web.Response:
     data = await read_json(request, status=500)
     body = load(wire.PEER_CREATE, data, status=500)
-    peer_id = request.app[SERVICE].create_peer(body)
+    peer_id = admin.create_peer(request.app[SERVICE], body)
     return json_reply({"ID": peer_id}, 201)
 
 
@@ -103,7 +103,7 @@ async def list_peers(request: web.Request) -> web.Response:
 
 async def get_peer(request: web.Request) -> web.Response:
     try:
-        peer = request.app[SERVICE].get_peer(request.match_info["id"])
+        peer = admin.get_peer(request.app[SERVICE], request.match_info["id"])
     except NotFound as exc:
         raise _as_500(exc) from exc
     return json_reply(peer_info(peer))
@@ -111,7 +111,7 @@ async def get_peer(request: web.Request) -> web.Response:
 
 async def delete_peer(request: web.Request) -> web.Response:
     try:
-        request.app[SERVICE].delete_peer(request.match_info["id"])
+        admin.delete_peer(request.app[SERVICE], request.match_info["id"])
     except NotFound as exc:
         raise _as_500(exc) from exc
     except BadRequest as exc:
@@ -150,7 +150,7 @@ async def piece_error_v1(request: web.Request) -> web.Response:
     body["task_id"] = task_id
     body["range"] = request.match_info["range"]
     try:
-        request.app[SERVICE].piece_error(body)
+        request.app[SERVICE].piece_errors.report(body)
     except SupernodeError as exc:
         raise WireError(exc.message, 500) from exc
     return empty_reply()
