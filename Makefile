@@ -16,7 +16,7 @@ $(STAMP): setup.cfg setup.py
 install: $(STAMP)
 
 run: install
-	$(PYTHON) -m supernode.cli --home-dir $(HOME_DIR)
+	$(PYTHON) -m supernode.cli --home-dir $(HOME_DIR) --console
 
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

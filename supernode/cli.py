@@ -14,6 +14,7 @@ import yaml
 from aiohttp import web
 
 from supernode.config import KEYS_BY_FLAG, ConfigError, SupernodeConfig, load_config
+from supernode.protocol.logs import setup_logging
 from supernode.version import VERSION
 
 log = logging.getLogger("supernode")
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(flag, dest=spec.attr, default=None, help=f"YAML base.{spec.yaml}")
     parser.add_argument("-D", dest="debug", action="store_const", const=True, default=None)
+    parser.add_argument("--console", action="store_true", help="also log to stderr")
     parser.add_argument("--profiler", action="store_true", help="accepted for compatibility")
     parser.add_argument("--pool-size", default=None, help="accepted for compatibility (unused)")
     return parser
@@ -54,10 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False), end="")
         return 0
-    logging.basicConfig(
-        level=logging.DEBUG if config.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    try:
+        setup_logging(
+            config.home_dir / "logs" / "app.log",
+            level=logging.DEBUG if config.debug else logging.INFO,
+            to_stderr=args.console,
+        )
+    except OSError as exc:
+        print(f"supernode: cannot write logs under {config.home_dir}: {exc}", file=sys.stderr)
+        return 1
     try:
         asyncio.run(serve(config))
     except OSError as exc:

@@ -9,6 +9,7 @@ and CDN work, which runs in the background and reports back through `FillListene
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 import time
@@ -52,6 +53,8 @@ from supernode.protocol.codes import (
 )
 from supernode.version import COMPAT_VERSION
 
+log = logging.getLogger("supernode.service")
+COMPONENT = "supernode"
 MAX_PIECE_NUM = 1 << 24  # far beyond any real file: 15 MiB pieces × 2^24 = 240 TiB
 
 
@@ -175,8 +178,14 @@ class SupernodeService:
             pattern=pattern,
             call_system=req["call_system"],
             super_node_ip=req["super_node_ip"],
+            registered_at=now,
         )
         self.registry.add_dfget_task(dfget_task)
+        log.info(
+            "register peer task, pattern: %s",
+            pattern.value,
+            extra={"peer": dfget_task.cid, "task": task_id, "component": COMPONENT},
+        )
         state.progress.add_client(dfget_task.cid, is_p2p=pattern is PeerPattern.P2P)
         self.metrics.dfgettasks_registered.labels(dfget_task.call_system).inc()
         self._count_dfget_status(dfget_task, None)
@@ -256,6 +265,7 @@ class SupernodeService:
         if task.cdn_status not in (CdnStatus.WAITING, CdnStatus.FAILED, CdnStatus.SOURCE_ERROR):
             return
         self.metrics.cdn_trigger.inc()
+        log.info("trigger cdn", extra={"task": task.task_id, "component": "cdn"})
         task.fail_reason = ""
         state.progress.cdn_reset()
         state.fill_done = asyncio.Event()
@@ -314,6 +324,13 @@ class SupernodeService:
             state.progress.cdn_piece_ready(piece_num, md5)
         self.metrics.origin_bytes.inc(outcome.origin_bytes)
         self._set_cdn_status(task, CdnStatus.SUCCESS)
+        log.info(
+            "cdn task done, length: %d, origin bytes: %d, cache hit: %s",
+            outcome.http_file_length,
+            outcome.origin_bytes,
+            outcome.cache_hit,
+            extra={"task": task_id, "component": "cdn"},
+        )
         state.fill_done.set()
 
     def fill_failed(self, task_id: str, reason: str) -> None:
@@ -322,6 +339,7 @@ class SupernodeService:
             return
         state.task.fail_reason = reason
         self._set_cdn_status(state.task, CdnStatus.FAILED)
+        log.warning("cdn task failed: %s", reason, extra={"task": task_id, "component": "cdn"})
         state.fill_done.set()
 
     # ---- pull -----------------------------------------------------------------------------
@@ -380,6 +398,19 @@ class SupernodeService:
             (time.perf_counter() - started) * 1000
         )
         if result.decision is Decision.FINISH:
+            if dfget_task.finished_at is None:
+                dfget_task.finished_at = now
+                cost_ms = round((now - dfget_task.registered_at) * 1000)
+                log.info(
+                    "peer task done, cost: %dms",
+                    cost_ms,
+                    extra={
+                        "peer": dfget_task.cid,
+                        "task": task_id,
+                        "component": COMPONENT,
+                        "cost_ms": cost_ms,
+                    },
+                )
             self.set_dfget_status(dfget_task, DfgetTaskStatus.SUCCESS)
             if dfget_task.pattern is not PeerPattern.P2P:
                 client.service_down = True

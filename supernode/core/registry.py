@@ -62,6 +62,8 @@ class DfgetTask:
     call_system: str
     super_node_ip: str
     status: DfgetTaskStatus = DfgetTaskStatus.WAITING
+    registered_at: float = 0.0
+    finished_at: float | None = None  # first 600 handed to this download
 
     @property
     def key(self) -> str:

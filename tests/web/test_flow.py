@@ -68,3 +68,16 @@ async def test_piece_items_have_the_reference_shape(make_client, memory_cdn):
             }
         ],
     }
+
+
+async def test_finished_download_logs_peer_task_done(make_client, memory_cdn, caplog):
+    memory_cdn.origins[ORIGIN] = b"helloworld"
+    client = await make_client()
+    cid = "127.0.0.2-1-1.000"
+    task_id = (await register(client, cid))["taskId"]
+    with caplog.at_level("INFO", logger="supernode.service"):
+        await download_all(client, task_id, cid)
+        await pull(client, task_id, cid)  # a second 600 must not log again
+    done = [r for r in caplog.records if r.getMessage().startswith("peer task done, cost: ")]
+    assert len(done) == 1
+    assert (done[0].peer, done[0].task, done[0].component) == (cid, task_id, "supernode")
