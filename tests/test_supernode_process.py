@@ -202,13 +202,10 @@ async def test_download_through_the_real_process_and_reuse_after_restart(tmp_pat
 
 
 def test_cli_version_config_and_bad_flags(tmp_path):
-    run = lambda *a: subprocess.run(
-        [sys.executable, "-m", "supernode.cli", *a],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "supernode.cli", *args]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
+
     assert run("version").stdout.startswith("supernode version ")
     config = run(
         "config", "--port", "9000", "--home-dir", str(tmp_path), "--task-expire-time", "5m"
