@@ -322,7 +322,6 @@ class SupernodeService:
         state.progress.piece_total = total
         for piece_num, md5 in enumerate(outcome.piece_md5s):
             state.progress.cdn_piece_ready(piece_num, md5)
-        self.metrics.origin_bytes.inc(outcome.origin_bytes)
         self._set_cdn_status(task, CdnStatus.SUCCESS)
         log.info(
             "cdn task done, length: %d, origin bytes: %d, cache hit: %s",

@@ -485,3 +485,16 @@ class CheckPreheatSchema(_PreheatOptions):
 
 PREHEAT_CREATE = PreheatCreateSchema()
 CHECK_PREHEAT = CheckPreheatSchema()
+
+
+class PreheatBodyError(ValueError):
+    """A preheat request body that does not load; the message is one readable line."""
+
+
+def load_preheat_body(schema: WireSchema, data: Any) -> dict[str, Any]:
+    """Load with `schema`, translating marshmallow's error once for the preheat handlers."""
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        raise PreheatBodyError(first_error(exc)) from exc
+    return loaded
