@@ -44,6 +44,9 @@ class SyntheticCdn:
     async def check_piece(self, task_id: str, piece_num: int, expected_md5: str) -> bool:
         return True
 
+    async def content_sha256(self, task_id: str) -> str:
+        return ""
+
     def gc_sweep(self, live_task_ids: frozenset[str], now: float) -> int:
         return 0
 

@@ -53,6 +53,7 @@ class ServiceWarmer:
             http_file_length=task.http_file_length,
             real_md5=task.real_md5,
             cache_hit=task.origin_bytes == 0,
+            sha256=await service.cdn.content_sha256(task_id),
         )
 
     def progress(self, task_id: str) -> tuple[int, int] | None:

@@ -93,6 +93,10 @@ class Cdn(Protocol):
         """Re-read one piece from disk: True when it still matches its recorded md5 (§9.6)."""
         ...
 
+    async def content_sha256(self, task_id: str) -> str:
+        """sha256 hex of the raw (unframed) content of a complete task; "" when unknown."""
+        ...
+
     def gc_sweep(self, live_task_ids: frozenset[str], now: float) -> int:
         """Disk GC (§9.4): remove files of tasks not in memory by the free-space rules and
         LRU order, never a file being filled or served; return the bytes reclaimed."""

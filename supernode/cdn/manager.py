@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -47,7 +48,13 @@ from supernode.cdn.storage import CacheStore, FileMeta, InvalidTaskId, gc_order
 from supernode.config import SupernodeConfig
 from supernode.metrics import SupernodeMetrics
 from supernode.protocol.ids import is_task_id
-from supernode.protocol.pieces import MAX_PIECE_SIZE, PIECE_WRAP_SIZE, piece_count, wrapped_length
+from supernode.protocol.pieces import (
+    MAX_PIECE_SIZE,
+    PIECE_HEAD_SIZE,
+    PIECE_WRAP_SIZE,
+    piece_count,
+    wrapped_length,
+)
 
 log = logging.getLogger(__name__)
 PieceTiming = Callable[[str, int, float, float], None]
@@ -155,6 +162,20 @@ class DiskCdn:
             return False
         digest = actual.partition(":")[0]
         return digest in (recorded.partition(":")[0], expected_md5.partition(":")[0])
+
+    async def content_sha256(self, task_id: str) -> str:
+        """Re-read a complete data file piece by piece and hash the raw content (for preheat's
+        digest check); "" unless the task is complete."""
+        state = self.states.get(task_id)
+        path = self.data_file(task_id)
+        if state is None or not state.complete or path is None:
+            return ""
+        with self.pinned(task_id):
+            return str(
+                await asyncio.get_running_loop().run_in_executor(
+                    self.lanes.file, raw_sha256, path, state.piece_size
+                )
+            )
 
     def gc_sweep(self, live_task_ids: frozenset[str], now: float) -> int:
         """§9.4 disk GC in `storage.gc_order`; ceil(n*cleanRatio/10) per run; bytes reclaimed."""
@@ -494,3 +515,15 @@ def _same_file(spec: FillSpec, meta: FileMeta) -> bool:
     if not spec.md5 and spec.identifier != meta.biz_id:
         return False
     return not (0 <= spec.http_file_length != meta.http_file_len >= 0)
+
+
+def raw_sha256(path: Path, piece_size: int) -> str:
+    """sha256 of the content of every wrapped piece of `path` (header and trailer skipped)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            piece = handle.read(piece_size)
+            if not piece:
+                break
+            digest.update(memoryview(piece)[PIECE_HEAD_SIZE:-1])
+    return digest.hexdigest()

@@ -26,6 +26,7 @@ class WarmResult:
     http_file_length: int
     real_md5: str
     cache_hit: bool
+    sha256: str = ""  # of the raw content, so preheat can check a blob against its digest
 
 
 class TaskWarmer(Protocol):

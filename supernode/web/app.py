@@ -47,9 +47,10 @@ def create_app(
     app[CLOCK] = clock
     service = SupernodeService(config, cdn or default_cdn(config, metrics), metrics, clock=clock)
     app[SERVICE] = service
+    # Registered first so that it is cleaned up last: preheat jobs stop before the CDN closes.
+    app.cleanup_ctx.append(_background_loops)
     extra = _install_preheat(app, service, config, metrics)
     add_routes(app, extra)
-    app.cleanup_ctx.append(_background_loops)
     return app
 
 
