@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.peer_task"]
+BENCHMARKS = ["bench.peer_task", "bench.cdn_fill"]
 
 
 def main() -> int:
