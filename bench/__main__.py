@@ -13,6 +13,7 @@ def main() -> int:
     for name in names:
         module = importlib.import_module(name)
         print(f"== {name}", flush=True)
+        sys.argv = [name]  # each benchmark reads its own sizes from the environment
         module.main()
     return 0
 
