@@ -381,6 +381,8 @@ class SupernodeService:
         else:
             return PullReply(ResultCode.PARAM_ERROR, msg=f"invalid status {status!r}")
         if task.cdn_status is CdnStatus.FAILED:
+            # dfget now migrates or goes back to source: this download failed here.
+            self.set_dfget_status(dfget_task, DfgetTaskStatus.FAILED)
             return PullReply(ResultCode.SYSTEM_ERROR, msg=f"cdn failed: {task.fail_reason}")
         started = time.perf_counter()
         result = schedule(
@@ -545,6 +547,15 @@ class SupernodeService:
         state.progress.service_down(cid)
         for holders in state.progress.holders.values():
             holders.pop(cid, None)
+
+    def download_reported(self, body: dict[str, Any]) -> None:
+        """`POST /task/metrics`: count it once; a failed download marks its dfget-task FAILED."""
+        if not self.download_reports.record(body):
+            return
+        dfget_task = self.registry.dfget_task(body["cid"], body["task_id"])
+        if dfget_task is not None:
+            status = DfgetTaskStatus.SUCCESS if body["success"] else DfgetTaskStatus.FAILED
+            self.set_dfget_status(dfget_task, status)
 
     # ---- dfget-task status ----------------------------------------------------------------
 

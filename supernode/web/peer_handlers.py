@@ -74,7 +74,7 @@ async def task_metrics(request: web.Request) -> web.Response:
     """Answered `{"code":1}` so a Go dfget does not post the same report twice (§3.6)."""
     data = await read_json(request, status=500)
     body = load(wire.TASK_METRICS, data, status=500)
-    request.app[SERVICE].download_reports.record(body)
+    request.app[SERVICE].download_reported(body)
     return json_reply({"code": 1})
 
 
