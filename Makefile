@@ -24,7 +24,7 @@ test: install
 lint: install
 	$(RUFF) format --check $(RUFF_CONFIG) $(SOURCES)
 	$(RUFF) check $(RUFF_CONFIG) $(SOURCES)
-	$(PYTHON) -m mypy supernode/protocol supernode/core
+	$(PYTHON) -m mypy supernode/protocol supernode/core dfget_client/plan.py
 
 format: install
 	$(RUFF) format $(RUFF_CONFIG) $(SOURCES)
@@ -33,6 +33,7 @@ format: install
 check: lint test
 
 bench: install
+	$(PIP) install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[bench]'
 	$(PYTHON) -m bench
 
 clean:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.peer_task", "bench.cdn_fill"]
+BENCHMARKS = ["bench.peer_task", "bench.cdn_fill", "bench.dfget_swarm", "bench.dfget_vs_curl"]
 
 
 def main() -> int:

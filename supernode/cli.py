@@ -1,4 +1,4 @@
-"""`supernode` command line: run the server, `version`, `config`."""
+"""`supernode` command line: run the server, `version`, `config`, `token`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:  # `supernode token …`: its own parser, not the server's flags
+        from supernode.oapi import cli as token_cli
+
+        return token_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "version":
         print(f"supernode version {VERSION}")

@@ -28,6 +28,9 @@ class ClusterConfig:
     id: int = 1
     name: str = "cluster-1"
     is_default: bool = True
+    # Open API job creations per second for this cluster (DF2's DefaultClusterJobRateLimit);
+    # over it POST /oapi/v1/jobs answers 429. 0 turns the limit off.
+    job_rate_limit: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,11 @@ def _cluster_values(raw: dict[str, Any]) -> dict[str, Any]:
         out["name"] = str(raw["name"])
     if "is_default" in raw:
         out["is_default"] = bool(raw["is_default"])
+    if "job_rate_limit" in raw:
+        rate = raw["job_rate_limit"]
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+            raise ConfigError("cluster.job_rate_limit: must be a number of jobs a second >= 0")
+        out["job_rate_limit"] = float(rate)
     return out
 
 

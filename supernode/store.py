@@ -1,4 +1,4 @@
-"""SQLite (aiosqlite) for what must survive a restart: preheat jobs now, access tokens later."""
+"""SQLite (aiosqlite) for what must survive a restart: preheat jobs, Open API jobs, tokens."""
 
 # How it works: one database file under the home dir, opened once per app. The schema grows
 # by appending to MIGRATIONS (never editing a shipped step); `PRAGMA user_version` records how
@@ -59,6 +59,49 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, idx)
         )""",
         "CREATE INDEX preheat_blobs_task ON preheat_blobs(task_id)",
+    ),
+    # 2: the Open API (supernode/oapi): jobs grouping engine jobs, personal access tokens.
+    (
+        """CREATE TABLE oapi_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            bio TEXT NOT NULL DEFAULT '',
+            args TEXT NOT NULL,
+            cluster_ids TEXT NOT NULL,
+            user_id INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX oapi_jobs_created ON oapi_jobs(created_at)",
+        """CREATE TABLE oapi_job_tasks (
+            job_id INTEGER NOT NULL REFERENCES oapi_jobs(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            task_uuid TEXT NOT NULL,
+            preheat_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            finished_at REAL NOT NULL DEFAULT 0,
+            blobs TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (job_id, idx)
+        )""",
+        "CREATE INDEX oapi_job_tasks_preheat ON oapi_job_tasks(preheat_id)",
+        """CREATE TABLE personal_access_tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            bio TEXT NOT NULL DEFAULT '',
+            token_hash TEXT NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,
+            state TEXT NOT NULL,
+            expired_at REAL NOT NULL,
+            user_id INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
     ),
 )
 

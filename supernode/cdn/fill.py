@@ -135,7 +135,10 @@ class PieceSink:
         self._loop = asyncio.get_running_loop()
         self.file_md5 = file_md5 if file_md5 is not None else hashlib.md5()
         self.piece = start_piece  # the piece being received
-        self.received = start_piece * self._content  # raw bytes on their way to disk
+        # raw bytes on their way to disk; a resumed file may already hold its short last piece
+        self.received = start_piece * self._content
+        if http_length >= 0:
+            self.received = min(self.received, http_length)
         self._in_piece = 0
         self._started = False
         self._header_len = 0

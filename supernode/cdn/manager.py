@@ -424,7 +424,12 @@ class DiskCdn:
                 scan = await loop.run_in_executor(
                     self.lanes.io, scan_pieces, fd, spec.piece_size, spec.http_file_length
                 )
-                os.ftruncate(fd, scan.pieces * spec.piece_size)
+                # Cut what follows the last whole piece; a complete file keeps its short last
+                # piece as it is (extending it would add zeros to the served bytes).
+                end = scan.pieces * spec.piece_size
+                if spec.http_file_length >= 0:
+                    end = min(end, wrapped_length(spec.http_file_length, spec.piece_size))
+                os.ftruncate(fd, end)
             except BaseException:
                 os.close(fd)
                 raise

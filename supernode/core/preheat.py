@@ -145,12 +145,20 @@ def redirect_message(target_id: str) -> str:
 
 
 def decide_create(
-    existing: PreheatJob | None, same_content: PreheatJob | None, spec: PreheatSpec
+    existing: PreheatJob | None,
+    same_content: PreheatJob | None,
+    spec: PreheatSpec,
+    *,
+    refresh: bool = False,
 ) -> CreateDecision:
-    """What a create request does, given the job with its id and a job with the same content."""
+    """What a create request does, given the job with its id and a job with the same content.
+    `refresh` (the Open API: every POST is new work) reruns a finished job instead of
+    answering "duplicate": a tag may name new blobs now; cached blobs are cheap cache hits."""
     if existing is not None:
         if not existing.status.finished:
             return CreateDecision.KEEP
+        if refresh:
+            return CreateDecision.RERUN
         if existing.status is PreheatStatus.FAILED:
             # Go answers 208 here too, which Harbor 2.3+ reports as success: we retry instead.
             return CreateDecision.RERUN

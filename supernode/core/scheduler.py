@@ -4,8 +4,11 @@ How it works: available = pieces the CDN has verified − pieces the client hold
 running. They are ordered rarest first (fewest holders), then by closeness to the mean index
 of what the client is running, ties broken at random. For each piece the holders are walked
 from a per-piece rotating cursor; the first one that is a P2P peer, not service-down, not
-eliminated, not blacklisted by this client and below `peerUpLimit` is the source. Otherwise
-the supernode serves it, capped per task at `peerDownLimit` concurrent pieces. A client whose
+eliminated, not blacklisted by this client and below `peerUpLimit` is the source. When such
+holders exist but are all at their limit, the piece waits for them (unlike the original, which
+sends it to the supernode) — unless the client has nothing in flight, which the supernode then
+serves. With no usable holder the supernode serves the piece, capped per task at
+`peerDownLimit` concurrent pieces. A client whose
 own error count passed `failureCountLimit` is always served by the supernode. At most
 `peerDownLimit` pieces run per client. Nothing assigned → 602 (never 601 without pieces to a
 client with nothing in flight, which would stall a Go dfget).
@@ -92,8 +95,13 @@ def schedule(
     if max_new is not None:
         room = min(room, max_new)
     chosen: list[Assignment] = []
+    busy: list[int] = []  # pieces whose peers are all at their upload limit right now
     for piece_num in available:
-        src = None if only_supernode else _pick_holder(progress, client, piece_num, limits)
+        pick = None if only_supernode else _pick_holder(progress, client, piece_num, limits)
+        if isinstance(pick, _Busy):
+            busy.append(piece_num)
+            continue
+        src = pick
         if src is None:
             if not progress.supernode_has_room(limits.peer_down_limit, now):
                 continue
@@ -102,14 +110,31 @@ def schedule(
         chosen.append(Assignment(piece_num, src))
         if len(chosen) >= room:
             break
+    if not chosen and not client.running:
+        # Peers hold these pieces but are busy: a client with nothing in flight is not made to
+        # wait for them (a Go dfget backs off up to 1.6 s on 602); the supernode serves it.
+        for piece_num in busy[:room]:
+            if not progress.supernode_has_room(limits.peer_down_limit, now):
+                break
+            progress.start_running(client, piece_num, SUPERNODE, now)
+            chosen.append(Assignment(piece_num, SUPERNODE))
     if not chosen:
         return Schedule(Decision.WAIT)
     return Schedule(Decision.CONTINUE, tuple(chosen))
 
 
+class _Busy:
+    """Sentinel of _pick_holder: usable holders exist, all at their upload limit."""
+
+
+BUSY = _Busy()
+
+
 def _pick_holder(
     progress: TaskProgress, client: ClientProgress, piece_num: int, limits: Limits
-) -> str | None:
+) -> str | _Busy | None:
+    """The holder to fetch from; BUSY when every usable holder is loaded; None when no
+    holder can serve this client at all (then the supernode is the source)."""
     holders = progress.holders.get(piece_num)
     if not holders:
         return None
@@ -117,7 +142,7 @@ def _pick_holder(
     start = progress.cursors.get(piece_num, 0) % len(order)
     clients = progress.clients
     stale = []
-    picked = None
+    picked: str | _Busy | None = None
     for step in range(len(order)):
         index = (start + step) % len(order)
         cid = order[index]
@@ -127,7 +152,10 @@ def _pick_holder(
             continue
         if cid == client.cid or not source.is_p2p or source.service_down:
             continue
-        if cid in client.blacklist or source.up_load + 1 > limits.peer_up_limit:
+        if cid in client.blacklist:
+            continue
+        if source.up_load + 1 > limits.peer_up_limit:
+            picked = BUSY
             continue
         picked = cid
         progress.cursors[piece_num] = index + 1

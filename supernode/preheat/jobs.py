@@ -35,6 +35,7 @@ JOB_SLOTS = 8  # jobs expanding/warming at once; the others stay WAITING
 BLOB_SLOTS = 4  # blobs being warmed at once, over all jobs (2 cores, shared origin links)
 Expander = Callable[[ExpandRequest], Awaitable[Expansion]]
 StatusListener = Callable[[dict[str, int]], None]
+FinishListener = Callable[[PreheatJob], Awaitable[None]]
 
 
 class TooManyJobs(Exception):
@@ -98,6 +99,8 @@ class PreheatEngine:
         self._create_lock = asyncio.Lock()
         self._gc_task: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Future[None]] = set()
+        # Told about every finished job once it is on disk (the Open API freezes its history).
+        self.finish_listeners: list[FinishListener] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -127,12 +130,16 @@ class PreheatEngine:
 
     # ---- API -------------------------------------------------------------------------------
 
-    async def create(self, spec: PreheatSpec) -> Created:
+    async def create(
+        self, spec: PreheatSpec, *, deadline_s: float | None = None, refresh: bool = False
+    ) -> Created:
+        """`deadline_s` overrides the configured deadline for a new run; `refresh` reruns a
+        finished job (see `core.decide_create`)."""
         job_id, key = preheat_id(spec), content_key(spec)
-        now, deadline = self.clock(), self._deadline
+        now, deadline = self.clock(), deadline_s or self._deadline
         async with self._create_lock:
             existing = await self.get_job(job_id)
-            if existing is None and spec.type is PreheatType.FILE:
+            if existing is None and spec.type is PreheatType.FILE and not refresh:
                 child = await self._child(job_id)
                 if child is not None and child.status is not PreheatStatus.FAILED:
                     return Created(job_id, duplicate=child.status is PreheatStatus.SUCCESS)
@@ -140,7 +147,7 @@ class PreheatEngine:
             if existing is None and key:
                 found = await self.store.same_content(key, (spec.digest,))
                 same = await self.get_job(found.id) if found else None
-            decision = core.decide_create(existing, same, spec)
+            decision = core.decide_create(existing, same, spec, refresh=refresh)
             if decision is core.CreateDecision.KEEP:
                 return Created(job_id)
             if decision is core.CreateDecision.DUPLICATE:
@@ -197,6 +204,11 @@ class PreheatEngine:
         """GC: drop finished jobs past the retention; fail orphans past their deadline."""
         now = self.clock()
         old = await self.store.finished_before(now - self.config.preheat_retention)
+        # A job is saved as finished a moment before its runner lets go of it; give those
+        # runners that moment rather than skipping their jobs until the next sweep.
+        finishing = [self._tasks[j.id] for j in old if j.id in self._tasks]
+        if finishing:
+            await asyncio.wait(finishing, timeout=1.0)
         if old:
             await self.store.delete(j.id for j in old if j.id not in self._jobs)
             log.info("preheat GC removed %d finished jobs", len(old))
@@ -347,6 +359,12 @@ class PreheatEngine:
         except StoreError:
             # The in-memory state still moves on; the next save (or a restart) catches up.
             log.exception("cannot persist preheat job %s", job.id)
+        if job.status.finished:
+            for listener in self.finish_listeners:
+                try:
+                    await listener(job)
+                except Exception:  # a listener's bug must not break the engine
+                    log.exception("preheat finish listener failed for %s", job.id)
 
     async def _finish_followers(self, target_id: str, target: PreheatJob | None) -> None:
         now = self.clock()

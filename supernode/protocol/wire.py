@@ -13,7 +13,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+)
 
 MAX_HEADERS = 64
 MAX_URL_LENGTH = 8192
@@ -498,3 +507,179 @@ def load_preheat_body(schema: WireSchema, data: Any) -> dict[str, Any]:
     except ValidationError as exc:
         raise PreheatBodyError(first_error(exc)) from exc
     return loaded
+
+
+# ---- open api ------------------------------------------------------------------------------
+# The Dragonfly2-style Open API (`/oapi/v1`, reference §B): job create / patch / list bodies and
+# queries, personal access tokens. Go's JSON decoding ignores unknown keys and matches keys
+# case-insensitively, so does WireSchema; Harbor's zero values (`tag:""`, `timeout:0`,
+# `concurrent_count:0`, `scope:""`) all load. Replies are built by `supernode/oapi/replies.py`.
+
+OAPI_JOB_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE")
+OAPI_MAX_URLS = 100
+OAPI_MAX_CLUSTERS = 100
+OAPI_MAX_PER_PAGE = 10_000_000
+OAPI_MAX_TIMEOUT_NS = 7 * 86400 * 10**9
+_MIN_PIECE_LENGTH, _MAX_PIECE_LENGTH = 4 * 1024 * 1024, 64 * 1024 * 1024
+_Int = fields.Integer
+
+
+def _count(maximum: int, **kwargs: Any) -> fields.Integer:
+    """A strict JSON integer within 0…maximum (0 = "not set", as Go's zero value)."""
+    return _Int(strict=True, validate=validate.Range(min=0, max=maximum), **kwargs)
+
+
+def _optional_url(value: str) -> None:
+    if value:
+        _preheat_url(value)
+
+
+class OapiJobCreateSchema(WireSchema):
+    """`POST /oapi/v1/jobs`, first pass: `args` stays raw until `type` says how to read it."""
+
+    type = _Str(data_key="type", required=True, validate=validate.Length(min=1, max=64))
+    bio = _Str(data_key="bio", load_default="", validate=validate.Length(max=1000))
+    args = fields.Dict(data_key="args", load_default=dict, allow_none=True)
+    user_id = _count(2**31, data_key="user_id", load_default=0)
+    scheduler_cluster_ids = fields.List(
+        _Int(strict=True, validate=validate.Range(min=1, max=2**63 - 1)),
+        data_key="scheduler_cluster_ids",
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=OAPI_MAX_CLUSTERS),
+    )
+
+
+class OapiPreheatArgsSchema(_PreheatOptions):
+    """PreheatArgs (DF2 HEAD and DF2‑24 fields); `filteredQueryParams` and `pieceLength` are the
+    spellings older DF2 releases and the D7Y curl examples use."""
+
+    type = _Str(data_key="type", required=True, validate=validate.OneOf(PREHEAT_TYPES))
+    url = _Str(
+        data_key="url",
+        load_default="",
+        validate=[validate.Length(max=MAX_URL_LENGTH), _optional_url],
+    )
+    urls = fields.List(
+        _Str(validate=[validate.Length(min=3, max=MAX_URL_LENGTH), _preheat_url]),
+        data_key="urls",
+        load_default=list,
+        allow_none=True,
+        validate=validate.Length(max=OAPI_MAX_URLS),
+    )
+    tag = _Str(data_key="tag", load_default="", validate=validate.Length(max=1024))
+    application = _Str(data_key="application", load_default="", validate=validate.Length(max=1024))
+    filtered_query_params = _Str(
+        data_key="filtered_query_params", load_default="", validate=validate.Length(max=4096)
+    )
+    filtered_query_params_camel = _Str(
+        data_key="filteredQueryParams", load_default="", validate=validate.Length(max=4096)
+    )
+    headers = _preheat_header_field("headers")
+    scope = _Str(data_key="scope", load_default="", validate=validate.Length(max=64))
+    piece_length = _Int(
+        data_key="piece_length",
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=_MIN_PIECE_LENGTH, max=_MAX_PIECE_LENGTH),
+    )
+    piece_length_camel = _Int(
+        data_key="pieceLength",
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=_MIN_PIECE_LENGTH, max=_MAX_PIECE_LENGTH),
+    )
+    ips = fields.List(
+        _Str(validate=validate.Length(min=1, max=64)),
+        data_key="ips",
+        load_default=list,
+        allow_none=True,
+        validate=validate.Length(max=100),
+    )
+    count = _count(200, data_key="count", load_default=None, allow_none=True)
+    percentage = _count(100, data_key="percentage", load_default=None, allow_none=True)
+    concurrent_count = _count(500, data_key="concurrent_count", load_default=0)
+    concurrent_task_count = _count(100, data_key="concurrent_task_count", load_default=0)
+    concurrent_peer_count = _count(1000, data_key="concurrent_peer_count", load_default=0)
+    # A Go time.Duration: integer nanoseconds ("30m" is a 422, as in DF2).
+    timeout = _count(OAPI_MAX_TIMEOUT_NS, data_key="timeout", load_default=0)
+
+    @post_load
+    def _merge_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        camel_filter = data.pop("filtered_query_params_camel")
+        data["filtered_query_params"] = data["filtered_query_params"] or camel_filter
+        camel_length = data.pop("piece_length_camel")
+        if data["piece_length"] is None:
+            data["piece_length"] = camel_length
+        data["headers"] = data["headers"] or {}
+        data["urls"] = data["urls"] or []
+        data["ips"] = data["ips"] or []
+        if data["type"] == "image" and not data["url"]:
+            raise ValidationError("url is required for an image preheat", "url")
+        if data["type"] == "file" and not data["url"] and not data["urls"]:
+            raise ValidationError("url or urls is required for a file preheat", "url")
+        return data
+
+
+class OapiJobPatchSchema(WireSchema):
+    bio = _Str(data_key="bio", validate=validate.Length(max=1000))
+    user_id = _count(2**31, data_key="user_id")
+
+
+class OapiPageQuerySchema(WireSchema):
+    """`page` and `per_page`; 0 means the default, as DF2's setPaginationDefault."""
+
+    page = _Int(data_key="page", load_default=0, validate=validate.Range(min=0, max=2**31))
+    per_page = _Int(
+        data_key="per_page", load_default=0, validate=validate.Range(min=0, max=OAPI_MAX_PER_PAGE)
+    )
+
+
+class OapiJobListQuerySchema(OapiPageQuerySchema):
+    type = _Str(data_key="type", load_default="", validate=validate.Length(max=64))
+    state = _Str(data_key="state", load_default="", validate=validate.OneOf(("", *OAPI_JOB_STATES)))
+    user_id = _Int(data_key="user_id", load_default=None, validate=validate.Range(min=0))
+
+
+class OapiTokenCreateSchema(WireSchema):
+    """`POST /api/v1/personal-access-tokens`; `expired_at` is RFC 3339 with a zone."""
+
+    name = _Str(data_key="name", required=True, validate=validate.Length(min=1, max=256))
+    bio = _Str(data_key="bio", load_default="", validate=validate.Length(max=1000))
+    scopes = fields.List(
+        _Str(validate=validate.Length(max=64)),
+        data_key="scopes",
+        load_default=list,
+        allow_none=True,
+        validate=validate.Length(max=16),
+    )
+    expired_at = _Str(data_key="expired_at", required=True, validate=validate.Length(max=64))
+    user_id = _count(2**31, data_key="user_id", load_default=0)
+
+
+class OapiTokenPatchSchema(WireSchema):
+    bio = _Str(data_key="bio", validate=validate.Length(max=1000))
+    scopes = fields.List(
+        _Str(validate=validate.Length(max=64)), data_key="scopes", validate=validate.Length(max=16)
+    )
+    state = _Str(data_key="state", validate=validate.OneOf(("active", "inactive")))
+    expired_at = _Str(data_key="expired_at", validate=validate.Length(max=64))
+    user_id = _count(2**31, data_key="user_id")
+
+
+class OapiTokenListQuerySchema(OapiPageQuerySchema):
+    state = _Str(
+        data_key="state", load_default="", validate=validate.OneOf(("", "active", "inactive"))
+    )
+
+
+OAPI_JOB_CREATE = OapiJobCreateSchema()
+OAPI_PREHEAT_ARGS = OapiPreheatArgsSchema()
+OAPI_JOB_PATCH = OapiJobPatchSchema()
+OAPI_JOB_LIST_QUERY = OapiJobListQuerySchema()
+OAPI_PAGE_QUERY = OapiPageQuerySchema()
+OAPI_TOKEN_CREATE = OapiTokenCreateSchema()
+OAPI_TOKEN_PATCH = OapiTokenPatchSchema()
+OAPI_TOKEN_LIST_QUERY = OapiTokenListQuerySchema()

@@ -67,6 +67,9 @@ def _install_preheat(
         return []
     before = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
     preheat_app.install(app, ServiceWarmer(service), config, metrics)
+    from supernode.oapi import app as oapi_app  # the Open API runs on the same preheat engine
+
+    oapi_app.install(app, app[preheat_app.PREHEAT_ENGINE], config, metrics)
     added = []
     for route in app.router.routes():
         if route.resource is None or (route.method, route.resource.canonical) in before:

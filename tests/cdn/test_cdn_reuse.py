@@ -259,3 +259,32 @@ async def test_gc_removed_task_refills_on_next_trigger(
     rec = await fill(cdn, spec)
     assert rec.outcome is not None and not rec.outcome.cache_hit
     assert cdn.store.data_path(spec.task_id).stat().st_size == len(data) + 5
+
+
+async def test_resume_of_a_complete_but_unrecorded_file_keeps_its_short_last_piece(
+    origin: Origin, make_cdn
+) -> None:
+    """The supernode died after the last byte hit the disk but before `.meta` said success:
+    the restart finds every piece, fetches nothing, and the file is not padded."""
+    for size in (54, 9 * MIB + 7):
+        data = payload(size)
+        name = f"f{size}"
+        origin.files[name] = Resource(data)
+        spec = spec_for(origin.url(name), len(data))
+        first = make_cdn()
+        await fill(first, spec)
+        await first.close()
+        meta_path = first.store.meta_path(spec.task_id)
+        meta = json.loads(meta_path.read_bytes())
+        meta.update(finish=False, success=False)
+        meta_path.write_text(json.dumps(meta))
+        served = origin.body_bytes
+        second = make_cdn()
+        rec = await fill(second, spec)
+        assert rec.outcome is not None, rec
+        assert rec.outcome.http_file_length == len(data)
+        assert rec.outcome.real_md5 == hashlib.md5(data).hexdigest()
+        assert origin.body_bytes - served <= 1, "nothing left to fetch but the range probe"
+        expected = b"".join(reference_pieces(data, PS))
+        assert second.store.data_path(spec.task_id).read_bytes() == expected
+        await second.close()

@@ -205,3 +205,26 @@ def test_many_clients_always_finish_and_loads_stay_within_limits(pieces, clients
     assert len(finished) == clients
     assert progress.in_flight == 0 and progress.supernode_load == 0
     assert all(c.up_load == 0 for c in progress.clients.values())
+
+
+def test_busy_holders_make_a_running_client_wait_instead_of_using_the_supernode():
+    progress = progress_with(3)
+    busy = holder(progress, "a", [0, 1, 2])
+    busy.up_load = 5
+    client = progress.add_client("c", is_p2p=True)
+    progress.start_running(client, 0, SUPERNODE, 0.0)  # something in flight already
+    result = run(progress, client)
+    assert result.decision is Decision.WAIT
+    assert progress.supernode_load == 1, "no extra supernode piece while peers are only busy"
+    busy.up_load = 4
+    result = run(progress, client)
+    assert [a.src for a in result.assignments] == ["a"]
+
+
+def test_an_idle_client_is_not_left_waiting_for_busy_holders():
+    progress = progress_with(3)
+    holder(progress, "a", [0, 1, 2]).up_load = 5
+    client = progress.add_client("c", is_p2p=True)
+    result = run(progress, client)
+    assert result.decision is Decision.CONTINUE
+    assert {a.src for a in result.assignments} == {SUPERNODE}

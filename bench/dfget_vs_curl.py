@@ -1,0 +1,110 @@
+"""Benchmark: one dfget against `curl` of the same origin file, no rate limits, same run.
+
+Timed as whole processes (start to exit, output written and, for dfget, fsynced):
+  curl   — `curl -s -o OUT URL`, best of --repeat;
+  cold   — a fresh supernode (its CDN fills from the origin while dfget downloads; its
+           origin cap lifted with `--max-bandwidth 100G`) and a fresh dfget home (the
+           uploader is spawned too);
+  warm   — the same supernode (cache full) and the running uploader, a new output file;
+  cdn    — warm, `--pattern cdn` (no uploader involved).
+Ratios are dfget / curl. JSON on stdout (and in --json).
+
+Usage: python3 bench/dfget_vs_curl.py [--size 512M] [--repeat 3] [--json F]
+Env (for `python -m bench`): BENCH_SIZE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from supernode.protocol.units import parse_size
+from tests.e2e.harness import REPO, Cluster, env, free_port, make_file, md5_of
+
+
+def timed(cmd: list[str]) -> tuple[float, int, str]:
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, env=env(), cwd=REPO, check=False)
+    return time.monotonic() - start, proc.returncode, proc.stdout.decode()[-300:]
+
+
+def run(size: int, repeat: int, root: Path) -> dict[str, object]:
+    curl = shutil.which("curl")
+    if curl is None:
+        raise SystemExit("curl is not installed")
+    cluster = Cluster(root)
+    try:
+        www = root / "www"
+        www.mkdir()
+        md5 = make_file(www / "blob", size)
+        origin = cluster.origin(www)
+        url = origin.url("blob")
+        curl_times = []
+        for i in range(repeat):
+            out = root / f"curl{i}"
+            elapsed, code, _ = timed([curl, "-s", "-o", str(out), url])
+            assert code == 0 and out.stat().st_size == size
+            curl_times.append(elapsed)
+            out.unlink()
+        # The supernode's default origin cap (maxBandwidth − reserved = 180 MB/s) would decide
+        # the cold time on its own; lift it so the cold run measures the data path.
+        sn = cluster.supernode("sn", "--max-bandwidth", "100G")
+        before = origin.stats()["bytes"].get("blob", 0)
+        home, port = root / "home", free_port()
+        flags = ["--node", sn.node, "--locallimit", "100G", "--port", str(port)]
+        results: dict[str, list[float]] = {"cold": [], "warm": [], "cdn": []}
+        out = root / "cold.out"
+        elapsed, code, tail = timed(cluster.dfget_cmd(url, out, home, *flags))
+        assert code == 0 and md5_of(out) == md5, tail
+        results["cold"].append(elapsed)
+        out.unlink()
+        for i in range(repeat):
+            for kind, extra in (("warm", []), ("cdn", ["--pattern", "cdn"])):
+                out = root / f"{kind}{i}.out"
+                elapsed, code, tail = timed(cluster.dfget_cmd(url, out, home, *flags, *extra))
+                assert code == 0 and out.stat().st_size == size, tail
+                results[kind].append(elapsed)
+                out.unlink()
+                for served in (home / "data").glob("*.service"):
+                    served.unlink()  # keep the disk footprint to one copy
+        stats = origin.stats()
+    finally:
+        cluster.close()
+    best_curl = min(curl_times)
+    report: dict[str, object] = {
+        "benchmark": "dfget_vs_curl",
+        "size_bytes": size,
+        "curl_s": [round(t, 3) for t in curl_times],
+        "origin_bytes_ratio_dfget": round((stats["bytes"].get("blob", 0) - before) / size, 4),
+    }
+    for kind, times in results.items():
+        report[f"{kind}_s"] = [round(t, 3) for t in times]
+        report[f"{kind}_ratio"] = round(min(times) / best_curl, 3)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default=os.environ.get("BENCH_SIZE", "512M"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dfget-vs-curl-") as tmp:
+        report = run(parse_size(args.size), args.repeat, Path(tmp))
+    text = json.dumps(report, indent=1)
+    if args.json is not None:
+        args.json.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""The peer server `dfget server`: serves `.service` files piece by piece to other dfgets
+(§6.5), answers the local dfgets' control routes, expires served files with
+`/peer/service/down`, and exits after `alivetime` without requests.
+
+How it works: a local dfget registers its task file with `/check/<name>` before downloading
+and marks it finished with `/client/finish`; only registered names are served, and a name is
+one path component whose file is `<data>/<name>.service`, so nothing else on disk can be
+reached. Piece bytes go out with `loop.sendfile` between the 4-byte header and the trailer,
+through the host-wide token bucket when `totalLimit` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from aiohttp import web
+
+from dfget_client.config import ServerConfig
+from dfget_client.launcher import read_meta_port, write_meta_port
+from dfget_client.ratelimit import TokenBucket
+from dfget_client.supernode_api import SupernodeApi
+from dfget_client.uploader_ranges import (
+    RangeNotSatisfiable,
+    UploadPlan,
+    amend_range,
+    parse_upload_params,
+)
+from supernode.version import COMPAT_VERSION
+
+log = logging.getLogger("dfget.server")
+SERVICE_SUFFIX = ".service"
+PORT_LINE = "dfget uploader server port is {port}"
+_OCTET = "application/octet-stream"
+_SEND_CHUNK = 256 * 1024
+
+
+@dataclass(slots=True)
+class TaskEntry:
+    """One task file this uploader serves (`taskConfig` of the original)."""
+
+    data_dir: Path
+    task_id: str = ""
+    cid: str = ""
+    super_node: str = ""
+    finished: bool = False
+    access_time: float = 0.0
+    rate_limit: int = 0
+
+
+def valid_task_file_name(name: str) -> bool:
+    """One path component, no NUL: `/peer/file/../x` or `a/b` can never name a file."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
+
+
+def generate_port(attempt: int, now: float) -> int:
+    """`(unix_time/300) % 50000 + 15000 + attempt`, as the original picks its port."""
+    return int(now // 300) % 50000 + 15000 + attempt
+
+
+def _text(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + ("\n" if status >= 400 else ""))
+
+
+class Uploader:
+    """The aiohttp application and the lifecycle of one `dfget server` process."""
+
+    def __init__(self, cfg: ServerConfig, *, sn_api: SupernodeApi | None = None) -> None:
+        self.cfg = cfg
+        self.tasks: dict[str, TaskEntry] = {}
+        self.limiter = TokenBucket(cfg.total_limit)
+        self.total_limit = cfg.total_limit
+        self.sn_api = sn_api or SupernodeApi()
+        self.port = 0
+        self.bytes_uploaded = 0
+        self._last_alive = time.monotonic()
+        self._stop = asyncio.Event()
+        self._data_dir = cfg.data_dir.resolve()
+
+    # ---- application ---------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/peer/file/{name:.*}", self.upload)
+        app.router.add_get("/check/{name:.*}", self.check)
+        app.router.add_get("/rate/{name:.*}", self.rate)
+        app.router.add_get("/client/finish", self.finish)
+        app.router.add_get("/server/ping", self.ping)
+        return app
+
+    def _alive(self) -> None:
+        self._last_alive = time.monotonic()
+
+    def _local(self, request: web.Request) -> bool:
+        """Control routes answer only the local host."""
+        remote = request.remote or ""
+        transport = request.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(remote).is_loopback:
+                return True
+        return isinstance(sockname, tuple) and remote == sockname[0]
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        self._alive()
+        name = request.match_info["name"]
+        headers = request.headers
+        try:
+            params = parse_upload_params(
+                headers.get("Range", ""), headers.get("pieceNum", ""), headers.get("pieceSize", "")
+            )
+        except ValueError as exc:
+            return _text(400, str(exc))
+        entry = self.tasks.get(name) if valid_task_file_name(name) else None
+        if entry is None:
+            return _text(500, f"failed to get taskPath: {name}")
+        entry.access_time = time.time()
+        path = entry.data_dir / (name + SERVICE_SUFFIX)
+        loop = asyncio.get_running_loop()
+        try:
+            fobj = await loop.run_in_executor(None, open, path, "rb")
+        except FileNotFoundError as exc:
+            return _text(404, f"open {path}: {exc.strerror}")
+        except PermissionError as exc:
+            return _text(403, f"open {path}: {exc.strerror}")
+        except OSError as exc:
+            return _text(500, f"open {path}: {exc.strerror}")
+        try:
+            size = os.fstat(fobj.fileno()).st_size
+            wrapped = headers.get("cdnSource", "") != "source"
+            try:
+                plan = amend_range(size, params, wrapped=wrapped)
+            except RangeNotSatisfiable as exc:
+                return _text(416, str(exc))
+            return await self._send_piece(request, fobj, plan)
+        finally:
+            fobj.close()
+
+    async def _send_piece(
+        self, request: web.Request, fobj: IO[bytes], plan: UploadPlan
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(status=206)
+        resp.content_type = _OCTET
+        resp.content_length = plan.length
+        await resp.prepare(request)
+        self.bytes_uploaded += plan.length
+        if plan.pad:
+            await resp.write(plan.header())
+        await self.send_content(request, resp, fobj, plan.raw_start, plan.content_length)
+        if plan.pad:
+            await resp.write(plan.trailer())
+        await resp.write_eof()
+        return resp
+
+    async def send_content(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        fobj: IO[bytes],
+        offset: int,
+        count: int,
+    ) -> None:
+        """Raw bytes [offset, offset+count) of the file, by sendfile, through the rate limit."""
+        transport = request.transport
+        if transport is None or count <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        step = _SEND_CHUNK if self.limiter.rate else count
+        end = offset + count
+        while offset < end:
+            size = min(step, end - offset)
+            await self.limiter.acquire(size)
+            sent = await loop.sendfile(transport, fobj, offset, size)
+            if sent <= 0:
+                raise ConnectionResetError("peer closed the connection")
+            offset += sent
+
+    async def check(self, request: web.Request) -> web.Response:
+        self._alive()
+        if not self._local(request):
+            return _text(403, "local requests only")
+        name = request.match_info["name"]
+        data_dir = request.headers.get("dataDir", "")
+        if not valid_task_file_name(name):
+            return _text(400, f"invalid task file name {name!r}")
+        if data_dir and Path(data_dir).resolve() != self._data_dir:
+            return _text(400, f"dataDir {data_dir} is not served by this uploader")
+        with contextlib.suppress(ValueError):
+            total = int(request.headers.get("totalLimit", "0"))
+            if total > 0:
+                self.total_limit = total
+                self.limiter.set_rate(total)
+        self.tasks[name] = TaskEntry(data_dir=self._data_dir, access_time=time.time())
+        return web.Response(text=f"{name}@{COMPAT_VERSION}", content_type=_OCTET)
+
+    async def rate(self, request: web.Request) -> web.Response:
+        self._alive()
+        if not self._local(request):
+            return _text(403, "local requests only")
+        text = request.headers.get("rateLimit", "")
+        try:
+            client_rate = int(text)
+        except ValueError:
+            return _text(400, f'strconv.Atoi: parsing "{text}": invalid syntax')
+        entry = self.tasks.get(request.match_info["name"])
+        if entry is not None:
+            entry.rate_limit = client_rate
+        if self.total_limit <= 0:
+            return web.Response(text=text, content_type=_OCTET)
+        total = sum(t.rate_limit for t in self.tasks.values() if not t.finished)
+        if total > self.total_limit:
+            client_rate = (client_rate * self.total_limit + total - 1) // total
+        return web.Response(text=str(client_rate), content_type=_OCTET)
+
+    async def finish(self, request: web.Request) -> web.Response:
+        if not self._local(request):
+            return _text(403, "local requests only")
+        query = request.query
+        name = query.get("taskFileName", "")
+        task_id = query.get("taskID", "") or query.get("taskId", "")
+        cid = query.get("cid", "")
+        if not name or not task_id or not cid or not valid_task_file_name(name):
+            return _text(400, "invalid params")
+        entry = self.tasks.setdefault(name, TaskEntry(data_dir=self._data_dir))
+        entry.task_id, entry.cid = task_id, cid
+        entry.super_node = query.get("superNode", "")
+        entry.finished, entry.rate_limit, entry.access_time = True, 0, time.time()
+        return web.Response(text="success", content_type=_OCTET)
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.Response(text="success", content_type=_OCTET)
+
+    # ---- expiry and shutdown -------------------------------------------------------------
+
+    async def collect_garbage(self, now: float | None = None) -> list[str]:
+        """Delete expired `.service` files of finished tasks (telling their supernode)."""
+        now = time.time() if now is None else now
+        removed: list[str] = []
+        try:
+            files = [p for p in self._data_dir.iterdir() if p.name.endswith(SERVICE_SUFFIX)]
+        except OSError:
+            return removed
+        for path in files:
+            name = path.name[: -len(SERVICE_SUFFIX)]
+            entry = self.tasks.get(name)
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if entry is not None and not entry.finished:
+                continue
+            last = max(mtime, entry.access_time) if entry is not None else mtime
+            if now - last <= self.cfg.expire_time:
+                continue
+            if entry is not None:
+                await self._service_down(entry)
+                self.tasks.pop(name, None)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            removed.append(name)
+            log.info("expired %s", path)
+        return removed
+
+    async def _service_down(self, entry: TaskEntry) -> None:
+        if entry.super_node and entry.task_id and entry.cid:
+            await self.sn_api.service_down(entry.super_node, entry.task_id, entry.cid)
+
+    async def shutdown_tasks(self) -> None:
+        """Tell every supernode we are gone and delete what we served."""
+        for name, entry in list(self.tasks.items()):
+            await self._service_down(entry)
+            with contextlib.suppress(OSError):
+                (entry.data_dir / (name + SERVICE_SUFFIX)).unlink()
+        self.tasks.clear()
+
+    async def _housekeeping(self) -> None:
+        next_gc = time.monotonic() + self.cfg.gc_interval
+        while not self._stop.is_set():
+            await asyncio.sleep(min(1.0, self.cfg.alive_time / 4, self.cfg.gc_interval))
+            if time.monotonic() - self._last_alive > self.cfg.alive_time:
+                log.info("no request for %.0fs, stopping", self.cfg.alive_time)
+                self._stop.set()
+            elif time.monotonic() >= next_gc:
+                next_gc = time.monotonic() + self.cfg.gc_interval
+                await self.collect_garbage()
+
+    # ---- process -------------------------------------------------------------------------
+
+    async def _bind(self, runner: web.AppRunner) -> web.TCPSite | None:
+        attempts = (
+            [self.cfg.port]
+            if self.cfg.port > 0
+            else [generate_port(i, time.time()) for i in range(10)]
+        )
+        for port in attempts:
+            site = web.TCPSite(runner, self.cfg.ip, port, backlog=1024)
+            try:
+                await site.start()
+            except OSError as exc:
+                log.warning("cannot listen on %s:%d: %s", self.cfg.ip, port, exc.strerror)
+                continue
+            self.port = port
+            return site
+        return None
+
+    async def serve(self) -> int:
+        """Bind, announce the port, serve until idle or signalled; → exit status."""
+        self.cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        if await self._bind(runner) is None:
+            await runner.cleanup()
+            print("dfget server: no port to listen on", file=sys.stderr)
+            return 1
+        write_meta_port(self.cfg.meta_path, self.port)
+        pid_file = self.cfg.meta_path.with_name("uploader.pid")
+        pid_file.write_text(str(os.getpid()), encoding="utf-8")  # lets operators and tests stop it
+        print(PORT_LINE.format(port=self.port), flush=True)
+        _detach_stdout()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, self._stop.set)
+        log.info("serving %s on %s:%d", self._data_dir, self.cfg.ip, self.port)
+        housekeeping = asyncio.create_task(self._housekeeping())
+        try:
+            await self._stop.wait()
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            await self.shutdown_tasks()
+            if read_meta_port(self.cfg.meta_path) == self.port:
+                write_meta_port(self.cfg.meta_path, 0)
+                with contextlib.suppress(OSError):
+                    pid_file.unlink()
+            await runner.cleanup()
+            await self.sn_api.close()
+        return 0
+
+
+def _detach_stdout() -> None:
+    """The spawning dfget reads one line and closes the pipe: later prints must not break."""
+    with contextlib.suppress(OSError, ValueError):
+        if not sys.stdout.isatty():
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+def run_server(cfg: ServerConfig, factory: Any = Uploader) -> int:
+    """Entry point of `dfget server` (tests pass a subclass as `factory`)."""
+    status: int = asyncio.run(factory(cfg).serve())
+    return status
