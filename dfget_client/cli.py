@@ -4,7 +4,6 @@ the result line and the exit code; `dfdaemon` is a placeholder for now."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
 import sys
@@ -12,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from dfget_client import core
+from dfget_client import core, logs
 from dfget_client.config import (
     DEFAULT_ALIVE_TIME,
     DEFAULT_CLIENT_QUEUE,
@@ -38,6 +37,7 @@ from dfget_client.errors import ConfigError, ExitCode
 from dfget_client.progress import Progress
 from supernode.protocol.codes import PeerPattern
 from supernode.protocol.ids import split_filter
+from supernode.protocol.logs import redact
 from supernode.version import COMPAT_VERSION, VERSION
 
 SUBCOMMANDS = ("server", "version", "daemon", "gen-doc")
@@ -95,6 +95,7 @@ def build_server_parser() -> argparse.ArgumentParser:
     add("--alivetime", default="")
     add("--totallimit", default="")
     add("--verbose", action="store_true")
+    add("--console", action="store_true", help="also log to the console")
     add("--gc-interval", default="", help=argparse.SUPPRESS)
     return p
 
@@ -164,33 +165,25 @@ def parse_server_args(argv: Sequence[str]) -> ServerConfig:
         alive_time=parse_seconds("alivetime", ns.alivetime, DEFAULT_ALIVE_TIME),
         total_limit=parse_rate("totallimit", ns.totallimit) or 0,
         verbose=ns.verbose,
+        console=ns.console,
         gc_interval=parse_seconds("gc-interval", ns.gc_interval, 15.0) or 15.0,
     )
 
 
-def setup_logging(log_file: Path, *, verbose: bool, console: bool, sign: str = "") -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    fmt = logging.Formatter(f"%(asctime)s %(levelname)s sign:{sign or os.getpid()} : %(message)s")
-    handlers: list[logging.Handler] = []
-    try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    except OSError:
-        pass  # a read-only home must not stop the download
-    if console:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    for handler in handlers:
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+def setup_server_logging(cfg: ServerConfig) -> None:
+    logs.setup(
+        cfg.home / "logs" / "dfserver.log",
+        component=logs.COMPONENT_UPLOADER,
+        verbose=cfg.verbose,
+        console=cfg.console,
+    )
 
 
 def server_main(argv: Sequence[str]) -> int:
     from dfget_client.uploader import run_server
 
     cfg = parse_server_args(argv)
-    setup_logging(cfg.home / "logs" / "dfserver.log", verbose=cfg.verbose, console=False)
+    setup_server_logging(cfg)
     return run_server(cfg)
 
 
@@ -202,12 +195,17 @@ def version_main() -> int:
 
 def download_main(argv: Sequence[str]) -> int:
     cfg = parse_args(argv)
-    setup_logging(cfg.log_dir / "dfclient.log", verbose=cfg.verbose, console=cfg.console)
+    logs.setup(
+        cfg.log_dir / "dfclient.log",
+        component=logs.COMPONENT_DFGET,
+        verbose=cfg.verbose,
+        console=cfg.console,
+    )
     progress = Progress(showbar=cfg.showbar and not cfg.console, verbose=cfg.verbose)
-    print(f"--{core.start_stamp()}--  {cfg.url}", flush=True)
+    print(f"--{core.start_stamp()}--  {redact(cfg.url)}", flush=True)
     outcome = core.run(cfg, progress)
     progress.close()
-    print(outcome.line(), flush=True)
+    print(redact(outcome.line()), flush=True)
     return int(outcome.exit_code)
 
 

@@ -99,6 +99,7 @@ class ServerConfig:
     alive_time: float = DEFAULT_ALIVE_TIME
     total_limit: int = 0
     verbose: bool = False
+    console: bool = False
     gc_interval: float = 15.0
 
 

@@ -5,7 +5,8 @@ How it works: registration walks the locator (§3.1). A P2P attempt (`P2PDownloa
 under the overall timeout; anything it cannot recover from becomes a back-source reason.
 Back-to-source is a plain GET into a fresh temp file, refused under `--notbs` (reason + 1000).
 After a p2p attempt the local uploader is told `/client/finish` and the supernode gets
-`/task/metrics`.
+`/task/metrics`. Every run ends with one log line (`peer task done, cost: <n>ms` on success)
+and, when this host has an uploader, a `POST /client/stats` for its `/metrics`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
+from dfget_client import logs
 from dfget_client.config import DfgetConfig
 from dfget_client.downloader import (
     BackSourceNeeded,
@@ -42,12 +44,13 @@ from dfget_client.errors import (
     VerifyError,
     WriteError,
 )
-from dfget_client.launcher import ensure_uploader
+from dfget_client.launcher import ensure_uploader, read_meta_port
 from dfget_client.locator import Locator, Node
 from dfget_client.peer_api import PeerApi
 from dfget_client.plan import SourceKind
 from dfget_client.progress import Progress
 from dfget_client.ratelimit import TokenBucket
+from dfget_client.stats import ClientStats
 from dfget_client.supernode_api import (
     RegisterRequest,
     SupernodeApi,
@@ -56,7 +59,7 @@ from dfget_client.supernode_api import (
 )
 from dfget_client.writer import TargetWriter
 from supernode.protocol.codes import PeerPattern, ResultCode
-from supernode.protocol.ids import client_id, client_sign, filter_url, task_file_name
+from supernode.protocol.ids import client_id, client_sign, filter_url, task_file_name, task_id
 from supernode.version import COMPAT_VERSION
 
 log = logging.getLogger("dfget")
@@ -111,9 +114,17 @@ class Dfget:
         self.locator = Locator(cfg.nodes)
         self.reason: int = BackSourceReason.NONE
         self.succeeded = False
+        self.backsourced = False
         self.length = 0
         self.ip = cfg.ip
-        self.cid = ""
+        # provisional until the local IP is known; source-pattern runs keep it for their logs
+        self.cid = client_id(cfg.ip or "127.0.0.1", self.sign)
+        # what the supernode will compute (§8); its registration reply has the final word
+        self.task_id = task_id(
+            self.task_url, md5=cfg.md5, identifier=cfg.identifier,
+            range_header=dict(header_pairs(cfg.headers)).get("Range"),
+        )  # fmt: skip
+        logs.bind(peer=self.cid, task=self.task_id)
         self.port = 0
         self.pattern = cfg.pattern
         self.registration: Registration | None = None
@@ -126,15 +137,58 @@ class Dfget:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         try:
-            await self._run()
-            return self._outcome(ExitCode.SUCCESS)
-        except DfgetError as exc:
-            return self._outcome(exc.exit_code, str(exc))
+            try:
+                await self._run()
+                outcome = self._outcome(ExitCode.SUCCESS)
+            except DfgetError as exc:
+                outcome = self._outcome(exc.exit_code, str(exc))
+            self._log_outcome(outcome)
+            # the download is over: a signal now must not turn its result into a failure
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._report_stats()
+            return outcome
         except asyncio.CancelledError:  # SIGINT/SIGTERM: temp files are gone, say so
+            log.warning("peer task interrupted")
             return self._outcome(ExitCode.DOWNLOAD, "interrupted")
         finally:
             await self.sn_api.close()
             await self.peer_api.close()
+
+    def _log_outcome(self, outcome: Outcome) -> None:
+        """Exactly one line per run; `grep "peer task done"` finds the successful ones."""
+        cost_ms = round(outcome.cost * 1000)
+        fields = {"peer": self.cid, "task": self.task_id, "cost_ms": cost_ms}
+        if outcome.exit_code is ExitCode.SUCCESS:
+            log.info("peer task done, cost: %dms", cost_ms, extra=fields)
+        else:
+            log.error(
+                "peer task failed, cost: %dms, reason: %d, error: %s",
+                cost_ms, outcome.reason, outcome.error, extra={**fields, "reason": outcome.reason},
+            )  # fmt: skip
+
+    def stats(self) -> ClientStats:
+        """This run's figures for the uploader (content bytes of verified pieces per source)."""
+        progress = self.progress
+        return ClientStats(
+            success=self.succeeded,
+            supernode_bytes=progress.content[SourceKind.SUPERNODE],
+            peer_bytes=progress.content[SourceKind.PEER],
+            # every byte the origin sent: back-to-source bodies and `cdnSource: source` pieces
+            origin_bytes=progress.bytes[SourceKind.ORIGIN],
+            pieces_verified=progress.verified,
+            pieces_rejected=progress.rejected,
+            backsource=self.backsourced,
+            reason=int(self.reason),
+        )
+
+    async def _report_stats(self) -> None:
+        """To this host's uploader: ours, or the one `host.meta` names; none → nothing to do."""
+        port = self.port or read_meta_port(self.cfg.meta_path)
+        if not port:
+            return
+        ip = self.ip or self.cfg.ip or "127.0.0.1"
+        if not await self.peer_api.uploader_stats(ip, port, self.stats().to_body()):
+            log.debug("the uploader on port %d did not take the stats", port)
 
     def _outcome(self, code: ExitCode, error: str = "") -> Outcome:
         cost = time.monotonic() - self.start
@@ -156,6 +210,7 @@ class Dfget:
         self.ip = cfg.ip or await loop.run_in_executor(None, local_ip_towards, cfg.nodes)
         self.ip = self.ip or "127.0.0.1"
         self.cid = client_id(self.ip, self.sign)
+        logs.bind(peer=self.cid)
         if self.pattern is PeerPattern.P2P:
             await self._start_uploader()
         try:
@@ -167,6 +222,7 @@ class Dfget:
             self.reason = BackSourceReason.REGISTER_FAIL
             await self._back_source()
             return
+        self._bind_task()
         print(f"client:{self.ip} connected to node:{self.registration.node.host}", flush=True)
         try:
             await self._p2p()
@@ -282,8 +338,14 @@ class Dfget:
             return
         finally:
             self.registration = downloader.registration
+            self._bind_task()
         writer.abort(keep_service=True)  # the pieces we reported are valid: keep serving them
         await self._back_source()
+
+    def _bind_task(self) -> None:
+        if self.registration is not None and self.registration.task_id != self.task_id:
+            self.task_id = self.registration.task_id
+            logs.bind(task=self.task_id)
 
     async def _rate_hook(self, rate: int) -> int | None:
         if not self.port:
@@ -332,6 +394,8 @@ class Dfget:
 
     async def _back_source(self) -> None:
         cfg = self.cfg
+        self.backsourced = True  # also when `--notbs` refuses it: the reason then has +1000
+        log.warning("back to source, reason %d", self.reason)
         if cfg.notbs or self.reason == BackSourceReason.NO_SPACE:
             self.reason += FORCE_NOT_BACK_SOURCE
             raise DownloadError(f"download fail and not back source: {self.reason}")

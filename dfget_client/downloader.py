@@ -30,6 +30,7 @@ from dfget_client.plan import (
     PieceTask,
     Plan,
     SendPull,
+    SourceKind,
 )
 from dfget_client.progress import Progress
 from dfget_client.ratelimit import TokenBucket
@@ -40,6 +41,8 @@ from supernode.protocol.pieces import parse_range, raw_offset
 
 log = logging.getLogger("dfget")
 Event = Callable[[float], list[Command]]
+# Failures where bytes arrived but did not check out (the rest never delivered a piece).
+_REJECTED = frozenset({PieceErrorKind.MD5_MISMATCH, PieceErrorKind.BAD_FRAME})
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,10 @@ class P2PDownloader:
         piece, plan = command.piece, self.plan
         node, task_id = plan.node, plan.task_id
         source_mode = self.registration.cdn_source == "source"
+        # under `cdnSource: source` the supernode's pieces are origin URLs: the origin sends them
+        kind = piece.source
+        if source_mode and kind is SourceKind.SUPERNODE:
+            kind = SourceKind.ORIGIN
         await self._update_rate(piece)
         try:
             written = await self._peers.fetch_piece(
@@ -208,7 +215,7 @@ class P2PDownloader:
                 self._writer.write_at,
                 timeout=self.settings.piece_timeout,
                 limiter=self._limiter,
-                on_bytes=lambda n: self._progress.add_bytes(piece.source, n),
+                on_bytes=lambda n: self._progress.add_bytes(kind, n),
                 source_mode=source_mode,
                 range_end=self.registration.file_length - 1 if source_mode else None,
                 extra_headers=self.settings.headers,
@@ -222,7 +229,9 @@ class P2PDownloader:
         except PieceError as exc:
             ok, written = False, 0
             log.warning("%s", exc)
-            self._progress.piece_failed(piece.piece_num, piece.source, piece.peer_addr, str(exc))
+            self._progress.piece_failed(
+                piece.piece_num, kind, piece.peer_addr, str(exc), rejected=exc.kind in _REJECTED
+            )
             self._report_error(node, task_id, piece, exc)
         if ok:
             start = (
@@ -231,7 +240,7 @@ class P2PDownloader:
                 else raw_offset(piece.piece_num, piece.piece_size)
             )
             self._writer.mark_done(start, start + written)
-            self._progress.piece_done(piece.piece_num, piece.source, piece.peer_addr, written)
+            self._progress.piece_done(piece.piece_num, kind, piece.peer_addr, written)
             reported = await self._sn.report_piece(
                 node,
                 task_id=task_id,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -135,12 +136,22 @@ class PeerApi:
 
     # ---- the local uploader's control routes ---------------------------------------------
 
-    async def _local_get(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async def _local_get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        method: str = "GET",
+        data: bytes | None = None,
+        timeout: float = 5.0,
+    ) -> tuple[int, str]:
         try:
-            async with self._client().get(
+            async with self._client().request(
+                method,
                 yarl.URL(url, encoded=True),
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=5),
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
                 return resp.status, (await resp.read()).decode("utf-8", "replace")
@@ -180,6 +191,21 @@ class PeerApi:
             )
         )
         status, _ = await self._local_get(f"http://{ip}:{port}/client/finish?{query}")
+        return status == 200
+
+    async def uploader_stats(self, ip: str, port: int, body: Mapping[str, Any]) -> bool:
+        """`POST /client/stats`: this download's figures for the uploader's `/metrics`.
+
+        Short timeout: the download is over and a stale `host.meta` port must not hold us up.
+        """
+        data = json.dumps(body, separators=(",", ":")).encode()
+        status, _ = await self._local_get(
+            f"http://{ip}:{port}/client/stats",
+            {"Content-Type": "application/json"},
+            method="POST",
+            data=data,
+            timeout=2.0,
+        )
         return status == 200
 
     async def uploader_ping(self, ip: str, port: int) -> bool:

@@ -42,8 +42,11 @@ class Progress:
         self.total = -1
         self.bytes: Counter[SourceKind] = Counter()
         self.pieces: Counter[SourceKind] = Counter()
+        self.content: Counter[SourceKind] = Counter()  # content bytes of verified pieces
         self.peers: Counter[str] = Counter()
         self.failures = 0
+        self.verified = 0  # pieces that verified (a back-to-source file is not a piece)
+        self.rejected = 0  # pieces that arrived but did not verify (md5, framing)
         self._clock = clock
         self._start = clock()
         self._last_draw = 0.0
@@ -59,13 +62,18 @@ class Progress:
 
     def piece_done(self, piece_num: int, kind: SourceKind, addr: str, nbytes: int) -> None:
         self.pieces[kind] += 1
+        self.content[kind] += nbytes
+        self.verified += 1
         if kind is SourceKind.PEER:
             self.peers[addr] += 1
         if self.verbose:
             self._line(f"piece {piece_num} ok from {kind.value} {addr} ({nbytes} bytes)")
 
-    def piece_failed(self, piece_num: int, kind: SourceKind, addr: str, reason: str) -> None:
+    def piece_failed(
+        self, piece_num: int, kind: SourceKind, addr: str, reason: str, *, rejected: bool = False
+    ) -> None:
         self.failures += 1
+        self.rejected += rejected
         if self.verbose:
             self._line(f"piece {piece_num} failed from {kind.value} {addr}: {reason}")
 

@@ -6,7 +6,8 @@ How it works: a local dfget registers its task file with `/check/<name>` before 
 and marks it finished with `/client/finish`; only registered names are served, and a name is
 one path component whose file is `<data>/<name>.service`, so nothing else on disk can be
 reached. Piece bytes go out with `loop.sendfile` between the 4-byte header and the trailer,
-through the host-wide token bucket when `totalLimit` is set.
+through the host-wide token bucket when `totalLimit` is set. Ours, additive: `GET /metrics`
+(Prometheus) and `POST /client/stats`, where each local dfget reports its download.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from aiohttp import web
 from dfget_client.config import ServerConfig
 from dfget_client.launcher import read_meta_port, write_meta_port
 from dfget_client.ratelimit import TokenBucket
+from dfget_client.stats import MAX_BODY as MAX_STATS_BODY
+from dfget_client.stats import parse_client_stats
 from dfget_client.supernode_api import SupernodeApi
+from dfget_client.uploader_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from dfget_client.uploader_metrics import UploaderMetrics
 from dfget_client.uploader_ranges import (
     RangeNotSatisfiable,
     UploadPlan,
@@ -82,6 +87,7 @@ class Uploader:
         self.sn_api = sn_api or SupernodeApi()
         self.port = 0
         self.bytes_uploaded = 0
+        self.metrics = UploaderMetrics()
         self._last_alive = time.monotonic()
         self._stop = asyncio.Event()
         self._data_dir = cfg.data_dir.resolve()
@@ -95,6 +101,9 @@ class Uploader:
         app.router.add_get("/rate/{name:.*}", self.rate)
         app.router.add_get("/client/finish", self.finish)
         app.router.add_get("/server/ping", self.ping)
+        # ours, additive: Prometheus, and the figures each local dfget reports when it ends
+        app.router.add_get("/metrics", self.metrics_handler)
+        app.router.add_post("/client/stats", self.stats)
         return app
 
     def _alive(self) -> None:
@@ -159,6 +168,8 @@ class Uploader:
         if plan.pad:
             await resp.write(plan.trailer())
         await resp.write_eof()
+        # content bytes, counted once sent: they match what the peer counts as downloaded
+        self.metrics.uploaded(plan.content_length)
         return resp
 
     async def send_content(
@@ -239,6 +250,24 @@ class Uploader:
     async def ping(self, request: web.Request) -> web.Response:
         return web.Response(text="success", content_type=_OCTET)
 
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        """Not a sign of life: a scraping Prometheus must not keep an idle uploader running."""
+        body = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        if not self._local(request):
+            return _text(403, "local requests only")
+        if (request.content_length or 0) > MAX_STATS_BODY:
+            return _text(400, f"body larger than {MAX_STATS_BODY} bytes")
+        try:
+            stats = parse_client_stats(await request.read())
+        except ValueError as exc:
+            return _text(400, f"invalid stats: {exc}")
+        self.metrics.record(stats)
+        log.debug("download stats from a local dfget: %s", stats)
+        return web.Response(text="success", content_type=_OCTET)
+
     # ---- expiry and shutdown -------------------------------------------------------------
 
     async def collect_garbage(self, now: float | None = None) -> list[str]:
@@ -267,7 +296,8 @@ class Uploader:
             with contextlib.suppress(OSError):
                 path.unlink()
             removed.append(name)
-            log.info("expired %s", path)
+            context = {"peer": entry.cid, "task": entry.task_id} if entry is not None else {}
+            log.info("expired %s", path, extra=context)
         return removed
 
     async def _service_down(self, entry: TaskEntry) -> None:

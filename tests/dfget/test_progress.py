@@ -59,3 +59,15 @@ def test_bar_on_a_terminal_shows_bytes_rate_and_shares() -> None:
 
 def test_human_sizes() -> None:
     assert [human(n) for n in (5, 2048, 3 << 20, 5 << 30)] == ["5B", "2.0KiB", "3.0MiB", "5.0GiB"]
+
+
+def test_figures_for_the_uploader_count_verified_content_only() -> None:
+    progress = Progress(out=io.StringIO(), bar_stream=io.StringIO())
+    progress.piece_done(0, SourceKind.SUPERNODE, "s:8001", 4194299)
+    progress.piece_done(1, SourceKind.PEER, "p:15001", 10)
+    progress.add_bytes(SourceKind.PEER, 4194304)  # wire bytes of a piece that then failed
+    progress.piece_failed(2, SourceKind.PEER, "p:15001", "md5 mismatch", rejected=True)
+    progress.piece_failed(3, SourceKind.PEER, "q:15002", "cannot connect")
+    progress.origin_done(7)
+    assert progress.content == {SourceKind.SUPERNODE: 4194299, SourceKind.PEER: 10}
+    assert (progress.verified, progress.rejected, progress.failures) == (2, 1, 2)

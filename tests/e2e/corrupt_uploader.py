@@ -12,7 +12,7 @@ from typing import IO
 
 from aiohttp import web
 
-from dfget_client.cli import parse_server_args, setup_logging
+from dfget_client.cli import parse_server_args, setup_server_logging
 from dfget_client.uploader import Uploader, run_server
 
 
@@ -33,7 +33,7 @@ class CorruptingUploader(Uploader):
 
 def main() -> int:
     cfg = parse_server_args(sys.argv[1:])
-    setup_logging(cfg.home / "logs" / "dfserver.log", verbose=cfg.verbose, console=False)
+    setup_server_logging(cfg)
     return run_server(cfg, CorruptingUploader)
 
 
