@@ -292,7 +292,12 @@ class Dfget:
         self.length = max(reg.file_length, 0)
         self.progress.set_total(reg.file_length)
         service = cfg.data_dir / f"{self.task_file_name}.service" if self.port else None
-        writer = TargetWriter(cfg.output, prefix=f"dfget-{self.sign}.tmp-", service_path=service)
+        writer = TargetWriter(
+            cfg.output,
+            prefix=f"dfget-{self.sign}.tmp-",
+            service_path=service,
+            hash_while_writing=bool(cfg.md5),
+        )
         try:
             writer.open()
         except WriteError as exc:
@@ -315,8 +320,15 @@ class Dfget:
             async with asyncio.timeout(overall_timeout(cfg, reg.file_length)):
                 md5 = await downloader.run()
                 self.registration = downloader.registration
+                # Every piece was md5-checked on arrival: the supernode's whole-file md5 adds
+                # nothing but a second pass over the file, so it is checked only when a piece
+                # came unchecked; the user's `--md5` is always checked.
+                unchecked = downloader.unverified_pieces > 0
                 await writer.finish(
-                    length=reg.file_length, expected_md5=cfg.md5 or md5, require_complete=True
+                    length=reg.file_length,
+                    expected_md5=cfg.md5 or (md5 if unchecked else ""),
+                    require_complete=True,
+                    need_md5=bool(cfg.md5) or unchecked,
                 )
         except BackSourceNeeded as exc:
             log.warning("p2p download failed: %s", exc)

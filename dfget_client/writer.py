@@ -47,8 +47,18 @@ def _pwrite_all(fd: int, parts: Sequence[memoryview | bytes], offset: int) -> in
 class TargetWriter:
     """Owns the temp file (and the `.service` copy) of one download attempt."""
 
-    def __init__(self, output: Path, *, prefix: str, service_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        output: Path,
+        *,
+        prefix: str,
+        service_path: Path | None = None,
+        hash_while_writing: bool = True,
+    ) -> None:
         self.output = output
+        # Off when every piece carries its own md5: the whole-file pass is then only needed
+        # if the user asked for `--md5` (or a piece came unchecked), and is done at the end.
+        self._hash_while_writing = hash_while_writing
         self.service_path = service_path
         self._prefix = prefix
         self.temp_path: Path | None = None
@@ -157,6 +167,8 @@ class TargetWriter:
                 position = max(position, self._done.pop(start))
 
     def _kick(self) -> None:
+        if not self._hash_while_writing:
+            return
         if self._finishing or (self._hashing is not None and not self._hashing.done()):
             return
         target = self._frontier()
@@ -177,8 +189,10 @@ class TargetWriter:
         expected_md5: str = "",
         known_md5: str = "",
         require_complete: bool = False,
+        need_md5: bool = True,
     ) -> str:
-        """Trim, check completeness and md5, fsync and rename into place; → the file's md5."""
+        """Trim, check completeness and md5, fsync and rename into place; → the file's md5
+        ("" when `need_md5` is False and no md5 is expected: every piece was checked)."""
         assert self.temp_path is not None
         loop = asyncio.get_running_loop()
         self._finishing = True
@@ -193,16 +207,23 @@ class TargetWriter:
             self._verified = max(self._verified, self._frontier())
             if self._verified < size:
                 raise VerifyError(f"only {self._verified} of {size} bytes were verified")
+        if not (need_md5 or expected_md5 or known_md5):
+            await loop.run_in_executor(None, self._trim, size)
+            await loop.run_in_executor(None, self._commit, size)
+            return ""
         md5 = known_md5 or await loop.run_in_executor(None, self._finish_digest, size)
         if expected_md5 and md5 != expected_md5.lower():
             raise VerifyError(f"md5 of the downloaded file is {md5}, expected {expected_md5}")
         await loop.run_in_executor(None, self._commit, size)
         return md5
 
-    def _finish_digest(self, size: int) -> str:
+    def _trim(self, size: int) -> None:
         for fd in self._fds:
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
+
+    def _finish_digest(self, size: int) -> str:
+        self._trim(size)
         if self._hashed > size:  # never happens with verified pieces; start over to be safe
             self._md5, self._hashed = hashlib.md5(), 0
         self._hash_until(size)

@@ -192,6 +192,25 @@ async def test_writer_checks_completeness_and_md5(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob("t-*"))
 
 
+async def test_writer_skips_the_whole_file_pass_only_when_allowed(tmp_path: Path) -> None:
+    """Pieces checked on arrival and no `--md5`: no second pass; otherwise the file's md5."""
+    for need, expected, result in [(False, "", ""), (True, "", hashlib.md5(b"abcdef").hexdigest())]:
+        w = TargetWriter(tmp_path / "o", prefix="t-", hash_while_writing=False)
+        w.open()
+        w.write_at(0, [b"abcdef", b"zz"])  # two stray bytes past the length are trimmed
+        w.mark_done(0, 6)
+        assert await w.finish(length=6, require_complete=True, need_md5=need,
+                              expected_md5=expected) == result  # fmt: skip
+        assert (tmp_path / "o").read_bytes() == b"abcdef"
+    w = TargetWriter(tmp_path / "o", prefix="t-", hash_while_writing=False)
+    w.open()
+    w.write_at(0, [b"abcdef"])
+    w.mark_done(0, 6)
+    with pytest.raises(VerifyError, match="md5"):  # a user's --md5 is always checked
+        await w.finish(length=6, require_complete=True, need_md5=False, expected_md5="0" * 32)
+    w.abort()
+
+
 async def test_writer_trims_to_the_length_and_copies_across_filesystems(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
