@@ -140,6 +140,18 @@ class Database:
             conn, self._conn = self._conn, None
             await conn.close()
 
+    async def write(self, what: str, *statements: tuple[str, list[tuple[Any, ...]]]) -> None:
+        """Run the statements as one transaction under the write lock; StoreError on failure."""
+        async with self.lock:
+            try:
+                for sql, rows in statements:
+                    if rows:
+                        await self.conn.executemany(sql, rows)
+                await self.conn.commit()
+            except sqlite3.Error as exc:
+                await self.conn.rollback()
+                raise StoreError(f"cannot write {what}: {exc}") from exc
+
     async def _migrate(self) -> None:
         async with self.conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
@@ -258,15 +270,7 @@ class PreheatStore:
             return {str(status): int(n) for status, n in await cursor.fetchall()}
 
     async def _write(self, *statements: tuple[str, list[tuple[Any, ...]]]) -> None:
-        async with self.db.lock:
-            try:
-                for sql, rows in statements:
-                    if rows:
-                        await self.db.conn.executemany(sql, rows)
-                await self.db.conn.commit()
-            except sqlite3.Error as exc:
-                await self.db.conn.rollback()
-                raise StoreError(f"cannot write preheat jobs: {exc}") from exc
+        await self.db.write("preheat jobs", *statements)
 
     async def _select(self, where: str, params: tuple[Any, ...]) -> list[PreheatJob]:
         async with self.db.conn.execute(f"SELECT * FROM preheat_jobs {where}", params) as cursor:

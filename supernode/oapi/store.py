@@ -147,13 +147,7 @@ class JobStore:
             return [(int(a), int(b)) for a, b in await cursor.fetchall()]
 
     async def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        async with self.db.lock:
-            try:
-                await self.db.conn.executemany(sql, rows)
-                await self.db.conn.commit()
-            except sqlite3.Error as exc:
-                await self.db.conn.rollback()
-                raise StoreError(f"cannot write Open API jobs: {exc}") from exc
+        await self.db.write("Open API jobs", (sql, rows))
 
     async def _select(self, where: str, params: tuple[Any, ...]) -> list[OapiJob]:
         async with self.db.conn.execute(f"SELECT * FROM oapi_jobs {where}", params) as cursor:
