@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 
 import pytest
@@ -14,10 +16,11 @@ CID = "127.0.0.2-100-1600000000.001"
 
 async def _ready(client, task_id, cid):
     """First pull until the in-memory CDN has the first pieces (601)."""
-    for _ in range(50):
+    for _ in range(500):
         reply = await pull(client, task_id, cid)
         if reply["code"] != 602:
             return reply
+        await asyncio.sleep(0.01)
     raise AssertionError("CDN never became ready")
 
 
