@@ -152,6 +152,24 @@ class Database:
                 await self.conn.rollback()
                 raise StoreError(f"cannot write {what}: {exc}") from exc
 
+    async def select_with_children(
+        self, table: str, children: str, where: str, params: tuple[Any, ...]
+    ) -> tuple[list[Any], dict[Any, list[Any]]]:
+        """Rows of `table` matching `where`, and the rows of `children` (keyed by `job_id`,
+        in `idx` order) of each: two queries, whatever the number of rows."""
+        async with self.conn.execute(f"SELECT * FROM {table} {where}", params) as cursor:
+            rows = list(await cursor.fetchall())
+        if not rows:
+            return [], {}
+        ids = [r[0] for r in rows]
+        marks = ",".join("?" * len(ids))
+        query = f"SELECT * FROM {children} WHERE job_id IN ({marks}) ORDER BY job_id, idx"
+        grouped: dict[Any, list[Any]] = {}
+        async with self.conn.execute(query, ids) as cursor:
+            for child in await cursor.fetchall():
+                grouped.setdefault(child[0], []).append(child)
+        return rows, grouped
+
     async def _migrate(self) -> None:
         async with self.conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
@@ -273,30 +291,27 @@ class PreheatStore:
         await self.db.write("preheat jobs", *statements)
 
     async def _select(self, where: str, params: tuple[Any, ...]) -> list[PreheatJob]:
-        async with self.db.conn.execute(f"SELECT * FROM preheat_jobs {where}", params) as cursor:
-            rows = list(await cursor.fetchall())
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        marks = ",".join("?" * len(ids))
-        query = f"SELECT * FROM preheat_blobs WHERE job_id IN ({marks}) ORDER BY job_id, idx"
-        blobs: dict[str, list[Blob]] = {}
-        async with self.db.conn.execute(query, ids) as cursor:
-            for b in await cursor.fetchall():
-                blobs.setdefault(b[0], []).append(
-                    Blob(
-                        task_id=b[2],
-                        url=b[3],
-                        digest=b[4],
-                        media_type=b[5],
-                        size=b[6],
-                        platform=b[7],
-                        status=PreheatStatus(b[8]),
-                        error=b[9],
-                        cache_hit=bool(b[10]),
-                        finished_at=b[11],
-                    )
+        rows, children = await self.db.select_with_children(
+            "preheat_jobs", "preheat_blobs", where, params
+        )
+        blobs = {
+            job_id: [
+                Blob(
+                    task_id=b[2],
+                    url=b[3],
+                    digest=b[4],
+                    media_type=b[5],
+                    size=b[6],
+                    platform=b[7],
+                    status=PreheatStatus(b[8]),
+                    error=b[9],
+                    cache_hit=bool(b[10]),
+                    finished_at=b[11],
                 )
+                for b in group
+            ]
+            for job_id, group in children.items()
+        }
         return [_job_from_row(r, tuple(blobs.get(r[0], ()))) for r in rows]
 
 

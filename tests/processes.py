@@ -24,6 +24,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def wait_until_answers(
+    proc: subprocess.Popen[bytes], url: str, body: bytes | None = None, attempts: int = 150
+) -> None:
+    """Poll `url` every 0.1 s until it answers 200 (with `body`, when given); fail at once with
+    the process's stderr if it exits meanwhile."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(attempts):
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200 and (body is None or await resp.read() == body):
+                        return
+            except aiohttp.ClientError:
+                pass
+            if proc.poll() is not None:
+                stderr = proc.stderr.read().decode() if proc.stderr else ""
+                raise AssertionError(f"process exited ({proc.returncode}): {stderr}")
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in time")
+
+
 class Supernode:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -50,18 +70,7 @@ class Supernode:
             cwd=ROOT,
             stderr=subprocess.PIPE,
         )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/_ping") as resp:
-                        if resp.status == 200 and await resp.read() == b"OK":
-                            return
-                except aiohttp.ClientError:
-                    pass
-                if self.proc.poll() is not None:
-                    raise AssertionError(self.proc.stderr.read().decode())
-                await asyncio.sleep(0.1)
-        raise AssertionError("supernode did not answer /_ping")
+        await wait_until_answers(self.proc, f"http://127.0.0.1:{self.port}/_ping", b"OK")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

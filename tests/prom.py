@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import in_ci
-from tests.processes import free_port
+from tests.processes import free_port, wait_until_answers
 
 
 def prometheus_binary() -> str:
@@ -54,18 +54,11 @@ class Prometheus:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(150):
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/-/ready") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                if self.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-        raise AssertionError((self.workdir / "prometheus.log").read_text()[-2000:])
+        try:
+            await wait_until_answers(self.proc, f"http://127.0.0.1:{self.port}/-/ready")
+        except AssertionError as exc:
+            log_text = (self.workdir / "prometheus.log").read_text()[-2000:]
+            raise AssertionError(f"{exc}\n{log_text}") from exc
 
     async def query(self, expr: str) -> list[dict[str, Any]]:
         async with aiohttp.ClientSession() as session:

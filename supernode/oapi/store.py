@@ -150,20 +150,27 @@ class JobStore:
         await self.db.write("Open API jobs", (sql, rows))
 
     async def _select(self, where: str, params: tuple[Any, ...]) -> list[OapiJob]:
-        async with self.db.conn.execute(f"SELECT * FROM oapi_jobs {where}", params) as cursor:
-            rows = list(await cursor.fetchall())
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        marks = ",".join("?" * len(ids))
-        query = f"SELECT * FROM oapi_job_tasks WHERE job_id IN ({marks}) ORDER BY job_id, idx"
-        tasks: dict[int, list[JobTask]] = {}
-        async with self.db.conn.execute(query, ids) as cursor:
-            for t in await cursor.fetchall():
-                blobs = tuple(BlobOutcome(*b) for b in json.loads(t[10]))
-                tasks.setdefault(t[0], []).append(
-                    JobTask(t[1], t[2], t[3], t[4], t[6], t[5], t[7], t[8], t[9], blobs)
+        rows, children = await self.db.select_with_children(
+            "oapi_jobs", "oapi_job_tasks", where, params
+        )
+        tasks = {
+            job_id: [
+                JobTask(
+                    t[1],
+                    t[2],
+                    t[3],
+                    t[4],
+                    t[6],
+                    t[5],
+                    t[7],
+                    t[8],
+                    t[9],
+                    tuple(BlobOutcome(*b) for b in json.loads(t[10])),
                 )
+                for t in group
+            ]
+            for job_id, group in children.items()
+        }
         return [
             OapiJob(
                 id=r[0],

@@ -230,14 +230,9 @@ class TaskCreateSchema(WireSchema):
 
 
 class TaskUpdateSchema(WireSchema):
-    """`PUT /api/v1/tasks/{id}` (TaskUpdateRequest: the operator may pause or fail a task's CDN)."""
+    """`PUT /api/v1/tasks/{id}` (TaskUpdateRequest: `peerID` has finished the whole task)."""
 
     peer_id = _Str(data_key="peerID", load_default="")
-    cdn_status = _Str(
-        data_key="cdnStatus",
-        load_default="",
-        validate=validate.OneOf(["", "WAITING", "RUNNING", "FAILED", "SUCCESS", "SOURCE_ERROR"]),
-    )
 
 
 class PiecePullSchema(WireSchema):

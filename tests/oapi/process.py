@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
+from tests.processes import wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,19 +45,11 @@ class SupernodeProcess:
             config.write_text(json.dumps({"cluster": self.cluster}))  # JSON is YAML
             command += ["--config", str(config)]
         self.proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
-        async with aiohttp.ClientSession() as session:
-            for _ in range(150):
-                try:
-                    async with session.get(f"{self.base}/healthy") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                if self.proc.poll() is not None:
-                    raise AssertionError(self.proc.stderr.read().decode())  # type: ignore[union-attr]
-                await asyncio.sleep(0.1)
-        self.stop()
-        raise AssertionError("supernode did not answer /healthy")
+        try:
+            await wait_until_answers(self.proc, f"{self.base}/healthy")
+        except AssertionError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
