@@ -171,6 +171,9 @@ class BenchListener:
         self.reason = reason
         self.done.set()
 
+    def file_md5_known(self, task_id: str, real_md5: str) -> None:
+        self.real_md5 = real_md5
+
 
 async def bench(size: int, origin_port: int, verify: bool) -> dict[str, object]:
     from aiohttp import web

@@ -332,6 +332,11 @@ class SupernodeService:
         )
         state.fill_done.set()
 
+    def file_md5_known(self, task_id: str, real_md5: str) -> None:
+        state = self.states.get(task_id)
+        if state is not None and state.task.cdn_status is CdnStatus.SUCCESS:
+            state.task.real_md5 = real_md5
+
     def fill_failed(self, task_id: str, reason: str) -> None:
         state = self.states.get(task_id)
         if state is None:

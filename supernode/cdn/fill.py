@@ -1,14 +1,16 @@
 """Origin bytes → framed pieces at `n*pieceSize` on disk, hashed off the loop, reported at once.
 
 How it works: received chunks (immutable bytes, never copied) are cut at piece boundaries and
-queued in segments of `SEGMENT` bytes. Each segment goes to three single-thread executors
-("lanes"): `io` pwrites it, `piece` feeds the piece md5 (header, content, trailer), `file`
-feeds the md5 of the raw bytes. A lane runs its jobs in order, so a piece is final once `io`
-has written its last segment and `piece` has produced its digest; `on_piece` then runs on the
-loop at once. At most `MAX_INFLIGHT` bytes wait in the lanes (the loop awaits the oldest job
-beyond that), so memory stays flat whatever the file size. The header of a piece is predicted
-when the piece starts (exact when the length is known); an unknown-length stream that ends
-inside a piece gets that header rewritten and the piece hashed again from disk.
+queued in segments of `SEGMENT` bytes. Each segment goes to single-thread executors ("lanes"):
+`io` pwrites it while `piece` feeds the piece md5 (header, content, trailer), so writing and
+hashing use both cores. Only when a `file_md5` is given does `file` also feed the md5 of the
+raw bytes; otherwise the file md5 is read back from disk after the fill, off the hot path. A
+lane runs its jobs in order, so a piece is final once `io` has written its last segment and
+`piece` has produced its digest; `on_piece` then runs on the loop at once. At most
+`MAX_INFLIGHT` bytes wait in the lanes (the loop awaits the oldest job beyond that), so
+memory stays flat whatever the file size. The header of a piece is predicted when the piece
+starts (exact when the length is known); an unknown-length stream that ends inside a piece
+gets that header rewritten and the piece hashed again from disk.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class Lanes:
     io: Executor
     piece: Executor
     file: Executor
+
+    def all(self) -> tuple[Executor, ...]:
+        return (self.io, self.piece, self.file)
 
 
 def pwrite_all(fd: int, buffers: list[Any], offset: int) -> None:
@@ -133,7 +138,7 @@ class PieceSink:
         self._on_piece = on_piece
         self._clock = clock
         self._loop = asyncio.get_running_loop()
-        self.file_md5 = file_md5 if file_md5 is not None else hashlib.md5()
+        self.file_md5 = file_md5  # None: the caller hashes the raw bytes from disk later
         self.piece = start_piece  # the piece being received
         # raw bytes on their way to disk; a resumed file may already hold its short last piece
         self.received = start_piece * self._content
@@ -228,7 +233,7 @@ class PieceSink:
         written = run(self._lanes.io, pwrite_all, self._fd, buffers, offset)
         self._submit(written, size)
         self._submit(run(self._lanes.piece, _update_all, self._piece_md5, buffers), size)
-        if contents:
+        if contents and self.file_md5 is not None:
             self._submit(run(self._lanes.file, _update_all, self.file_md5, contents), size)
         while self._inflight_bytes > MAX_INFLIGHT:
             await self._wait_oldest()

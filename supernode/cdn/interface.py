@@ -4,7 +4,9 @@ How it works: a registration probes the origin (`Cdn.probe`) to learn the length
 size, then calls `Cdn.start_fill` once per (re)trigger. The CDN fills in the background and
 calls the listener on the event loop: `piece_ready` for every piece the moment it is verified
 on disk (so peers can start before the fill ends), then exactly one of `fill_succeeded` or
-`fill_failed`. The control plane never reads cache files itself.
+`fill_failed`. A success whose `real_md5` is "" (no md5 was asked for, so none was computed
+on the hot path) is followed by `file_md5_known` once the file md5 is read back from disk.
+The control plane never reads cache files itself.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class FillSpec:
 
 @dataclass(frozen=True, slots=True)
 class FillOutcome:
-    """What a finished fill knows: the real length and md5 of the origin's bytes."""
+    """What a finished fill knows: the real length and md5 of the origin's bytes (md5 "" until
+    `file_md5_known` when the registration did not ask for one)."""
 
     http_file_length: int
     real_md5: str
@@ -72,6 +75,8 @@ class FillListener(Protocol):
     def fill_succeeded(self, task_id: str, outcome: FillOutcome) -> None: ...
 
     def fill_failed(self, task_id: str, reason: str) -> None: ...
+
+    def file_md5_known(self, task_id: str, real_md5: str) -> None: ...
 
 
 class Cdn(Protocol):

@@ -173,7 +173,7 @@ class DiskCdn:
         with self.pinned(task_id):
             return str(
                 await asyncio.get_running_loop().run_in_executor(
-                    self.lanes.file, raw_sha256, path, state.piece_size
+                    self.lanes.file, raw_digest, path, state.piece_size, "sha256"
                 )
             )
 
@@ -231,7 +231,7 @@ class DiskCdn:
                 await fill
         self._fills.clear()
         await self.source.close()
-        for lane in (self.lanes.io, self.lanes.piece, self.lanes.file):
+        for lane in self.lanes.all():
             lane.shutdown(wait=True, cancel_futures=False)
 
     # -- for the download port ------------------------------------------------------------
@@ -317,6 +317,12 @@ class DiskCdn:
             listener.fill_succeeded(task_id, outcome)
         except Exception:
             log.exception("fill_succeeded listener of %s raised", task_id)
+
+    def report_file_md5(self, listener: FillListener, task_id: str, real_md5: str) -> None:
+        try:
+            listener.file_md5_known(task_id, real_md5)
+        except Exception:
+            log.exception("file_md5_known listener of %s raised", task_id)
 
     def new_sink(
         self, fd: int, spec: FillSpec, listener: FillListener, **kwargs: object
@@ -445,10 +451,14 @@ class DiskCdn:
             for num, md5 in enumerate(scan.piece_md5s):
                 self.report_piece(listener, task_id, num, md5)
             sink = self.new_sink(
-                fd, spec, listener, start_piece=scan.pieces, file_md5=scan.file_md5
+                fd,
+                spec,
+                listener,
+                start_piece=scan.pieces,
+                file_md5=scan.file_md5 if spec.md5 else None,
             )
         else:
-            sink = self.new_sink(fd, spec, listener)
+            sink = self.new_sink(fd, spec, listener, file_md5=hashlib.md5() if spec.md5 else None)
 
         async def on_open(validators: Validators) -> None:
             nonlocal meta
@@ -476,16 +486,28 @@ class DiskCdn:
             self.metrics.cdn_download_size.inc(sink.origin_bytes)
             self.metrics.origin_bytes.inc(sink.origin_bytes)
         self.report_success(listener, task_id, outcome)
+        real_md5 = outcome.real_md5
         # Durable before the .md5 and .meta say "success" (a crash meanwhile means a resume).
         try:
-            await loop.run_in_executor(self.lanes.io, os.fdatasync, fd)
-            await self._io(store.write_md5s, task_id, outcome.piece_md5s, outcome.real_md5)
+            synced = loop.run_in_executor(self.lanes.io, os.fdatasync, fd)
+            if not real_md5:
+                # Every piece is verified and served already; the file md5 (for `.md5`, `.meta`
+                # and later 600 replies) is read back from the page cache, off the hot path.
+                path = store.data_path(task_id)
+                real_md5 = str(
+                    await loop.run_in_executor(
+                        self.lanes.file, raw_digest, path, spec.piece_size, "md5"
+                    )
+                )
+                self.report_file_md5(listener, task_id, real_md5)
+            await synced
+            await self._io(store.write_md5s, task_id, outcome.piece_md5s, real_md5)
             done = meta.replace(
                 finish=True,
                 success=True,
                 http_file_len=outcome.http_file_length,
                 file_length=state.size,
-                real_md5=outcome.real_md5,
+                real_md5=real_md5,
             )
             await self._io(store.write_meta, done)
         except OSError as exc:
@@ -496,7 +518,7 @@ class DiskCdn:
             sink.close_fd_after_jobs()
 
     def _check_end(self, spec: FillSpec, sink: PieceSink, state: TaskState) -> FillOutcome:
-        real_md5 = sink.file_md5.hexdigest()
+        real_md5 = sink.file_md5.hexdigest() if sink.file_md5 is not None else ""
         if spec.md5 and spec.md5.lower() != real_md5:
             raise FillFailed(f"md5 mismatch: expected {spec.md5}, origin bytes have {real_md5}")
         length = sink.received
@@ -522,13 +544,21 @@ def _same_file(spec: FillSpec, meta: FileMeta) -> bool:
     return not (0 <= spec.http_file_length != meta.http_file_len >= 0)
 
 
-def raw_sha256(path: Path, piece_size: int) -> str:
-    """sha256 of the content of every wrapped piece of `path` (header and trailer skipped)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+def raw_digest(path: Path, piece_size: int, algorithm: str) -> str:
+    """The digest of the content of every wrapped piece of `path` (headers and trailers
+    skipped), read into one reused buffer (blocking)."""
+    digest = hashlib.new(algorithm)
+    buffer = bytearray(piece_size)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
         while True:
-            piece = handle.read(piece_size)
-            if not piece:
+            count = handle.readinto(buffer)
+            if not count:
                 break
-            digest.update(memoryview(piece)[PIECE_HEAD_SIZE:-1])
+            while count < piece_size:  # readinto may stop short; a short read only at the end
+                more = handle.readinto(view[count:])
+                if not more:
+                    break
+                count += more
+            digest.update(view[PIECE_HEAD_SIZE : count - 1])
     return digest.hexdigest()

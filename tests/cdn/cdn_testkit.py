@@ -148,6 +148,7 @@ class Recorder:
         self.pieces: dict[int, str] = {}
         self.order: list[int] = []
         self.outcome: FillOutcome | None = None
+        self.file_md5 = ""  # from the outcome, or from file_md5_known after it
         self.reason: str | None = None
         self.ends = 0
         self._done = asyncio.Event()
@@ -158,8 +159,13 @@ class Recorder:
 
     def fill_succeeded(self, task_id: str, outcome: FillOutcome) -> None:
         self.outcome = outcome
+        self.file_md5 = outcome.real_md5
         self.ends += 1
         self._done.set()
+
+    def file_md5_known(self, task_id: str, real_md5: str) -> None:
+        assert self.outcome is not None and not self.file_md5, "file md5 reported twice"
+        self.file_md5 = real_md5
 
     def fill_failed(self, task_id: str, reason: str) -> None:
         self.reason = reason

@@ -37,7 +37,7 @@ def assert_matches_reference(cdn, spec, rec: Recorder, data: bytes) -> None:  # 
     want = [f"{hashlib.md5(p).hexdigest()}:{len(p)}" for p in expected]
     assert [rec.pieces[n] for n in range(len(expected))] == want
     assert rec.order == list(range(len(expected)))
-    assert rec.outcome.real_md5 == hashlib.md5(data).hexdigest()
+    assert rec.file_md5 == hashlib.md5(data).hexdigest()
     assert rec.outcome.http_file_length == len(data)
     assert list(rec.outcome.piece_md5s) == want
 
@@ -61,7 +61,7 @@ async def test_helloworld_worked_example(origin: Origin, make_cdn) -> None:
     rec = await fill(cdn, spec)
     assert cdn.store.data_path(spec.task_id).read_bytes().hex() == "0400000a68656c6c6f776f726c647f"
     assert rec.pieces == {0: "904bc91e4244a65ff76b6ba4af620ce1:15"}
-    assert rec.outcome.real_md5 == "fc5e038d38a57032085441e7fe7010b0"
+    assert rec.file_md5 == "fc5e038d38a57032085441e7fe7010b0"
     assert cdn.store.md5_path(spec.task_id).read_text().split("\n") == [
         "904bc91e4244a65ff76b6ba4af620ce1:15",
         "fc5e038d38a57032085441e7fe7010b0",
@@ -70,7 +70,7 @@ async def test_helloworld_worked_example(origin: Origin, make_cdn) -> None:
     meta = json.loads(cdn.store.meta_path(spec.task_id).read_bytes())
     assert meta["taskID"] == spec.task_id and meta["url"] == spec.task_url
     assert (meta["pieceSize"], meta["httpFileLen"], meta["fileLength"]) == (PS, 10, 15)
-    assert (meta["finish"], meta["success"], meta["realMd5"]) == (True, True, rec.outcome.real_md5)
+    assert (meta["finish"], meta["success"], meta["realMd5"]) == (True, True, rec.file_md5)
     assert meta["eTag"] == '"v1"' and meta["lastModified"] == 1_600_000_000_000
     assert list(meta) == [
         "taskID", "url", "pieceSize", "httpFileLen", "bizId", "accessTime", "interval",
@@ -186,7 +186,7 @@ async def test_md5_mismatch_fails(origin: Origin, make_cdn) -> None:
     bad = await fill(cdn, spec_for(origin.url("f"), 1000, md5="0" * 32))
     assert bad.outcome is None and "md5 mismatch" in (bad.reason or "")
     good = await fill(cdn, spec_for(origin.url("f"), 1000, md5=hashlib.md5(data).hexdigest()))
-    assert good.outcome is not None and good.outcome.real_md5 == hashlib.md5(data).hexdigest()
+    assert good.outcome is not None and good.file_md5 == hashlib.md5(data).hexdigest()
 
 
 async def test_redirect_to_other_port_drops_credentials(
@@ -329,3 +329,24 @@ async def test_tls_origin_options(make_cdn, aiohttp_server, tmp_path) -> None:  
     # A probe cannot hide a TLS failure behind the cache: -1 unless the CA is trusted.
     assert (await cdn.probe(OriginRequest(url))).length == -1
     assert (await cdn.probe(OriginRequest(url, root_cas=(pem,)))).length == len(data)
+
+
+async def test_file_md5_is_inline_only_when_the_registration_asks_for_one(
+    origin: Origin, make_cdn
+) -> None:
+    data = payload(3 * PS + 11, seed=5)
+    origin.files["f"] = Resource(data)
+    real = hashlib.md5(data).hexdigest()
+    cdn = make_cdn()
+    # No md5 asked: success comes as soon as the pieces are verified, the file md5 after it.
+    plain = await fill(cdn, spec_for(origin.url("f"), len(data)))
+    assert plain.outcome is not None and plain.outcome.real_md5 == ""
+    assert plain.file_md5 == real
+    spec = spec_for(origin.url("f"), len(data))
+    meta = json.loads(cdn.store.meta_path(spec.task_id).read_bytes())
+    assert (meta["finish"], meta["success"], meta["realMd5"]) == (True, True, real)
+    assert cdn.store.read_md5s(spec.task_id, real) == plain.outcome.piece_md5s
+    # An md5 to check: computed on the way in, and the success already carries it.
+    checked = await fill(cdn, spec_for(origin.url("f"), len(data), md5=real))
+    assert checked.outcome is not None and checked.outcome.real_md5 == real
+    assert checked.file_md5 == real

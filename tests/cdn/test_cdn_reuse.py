@@ -32,7 +32,7 @@ async def test_restart_reuses_cache_when_origin_answers_304(origin: Origin, make
     second = make_cdn()  # a restarted supernode: same home, empty memory
     rec = await fill(second, spec)
     assert rec.outcome is not None and rec.outcome.cache_hit
-    assert rec.outcome.real_md5 == hashlib.md5(data).hexdigest()
+    assert rec.file_md5 == hashlib.md5(data).hexdigest()
     assert [rec.pieces[n] for n in range(3)] == reference_md5s(data, PS)
     assert origin.body_bytes == served  # not one byte refetched
     last = origin.requests[-1]
@@ -54,7 +54,7 @@ async def test_restart_refetches_when_origin_changed(origin: Origin, make_cdn) -
     second = make_cdn()
     rec = await fill(second, spec)
     assert rec.outcome is not None and not rec.outcome.cache_hit
-    assert rec.outcome.real_md5 == hashlib.md5(new).hexdigest()
+    assert rec.file_md5 == hashlib.md5(new).hexdigest()
     assert [rec.pieces[n] for n in range(2)] == reference_md5s(new, PS)
     assert second.store.data_path(spec.task_id).read_bytes()[4:100] == new[:96]
     assert origin.requests[-2][2] == 200  # the revalidation was refused...
@@ -110,7 +110,7 @@ async def test_restart_resumes_partial_file_with_range(origin: Origin, make_cdn)
     rec = await fill(second, spec)
     assert rec.outcome is not None and not rec.outcome.cache_hit
     assert [rec.pieces[n] for n in range(3)] == reference_md5s(data, PS)
-    assert rec.outcome.real_md5 == hashlib.md5(data).hexdigest()
+    assert rec.file_md5 == hashlib.md5(data).hexdigest()
     resumed = origin.requests[-1]
     assert resumed[2] == 206 and resumed[1]["Range"] == f"bytes={PS - 5}-{len(data) - 1}"
     assert rec.outcome.origin_bytes == len(data) - (PS - 5)
@@ -283,7 +283,7 @@ async def test_resume_of_a_complete_but_unrecorded_file_keeps_its_short_last_pie
         rec = await fill(second, spec)
         assert rec.outcome is not None, rec
         assert rec.outcome.http_file_length == len(data)
-        assert rec.outcome.real_md5 == hashlib.md5(data).hexdigest()
+        assert rec.file_md5 == hashlib.md5(data).hexdigest()
         assert origin.body_bytes - served <= 1, "nothing left to fetch but the range probe"
         expected = b"".join(reference_pieces(data, PS))
         assert second.store.data_path(spec.task_id).read_bytes() == expected
