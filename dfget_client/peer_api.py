@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import json
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
-import aiohttp
-import yarl
-
+from dfget_client.control_http import ControlHttp
 from dfget_client.errors import OriginError, WriteError
 from dfget_client.piece_client import BodySink, PieceClient, PieceJob, WriteAt
 from dfget_client.plan import PieceTask
@@ -27,9 +26,13 @@ BATCH = 1 << 20  # origin bytes handed to the hashing/writing thread at a time
 OnBytes = Callable[[int], None]
 _SAFE = ":@~-._!$'()*+,;="
 
+if TYPE_CHECKING:
+    import aiohttp
+
 
 class PeerApi:
-    """Piece fetches in a bounded thread pool; one aiohttp session for the rest."""
+    """Piece fetches in a bounded thread pool; the uploader's routes over `ControlHttp`; an
+    aiohttp session (imported on first use) for back-to-source downloads."""
 
     def __init__(
         self, *, version: str = COMPAT_VERSION, connect_timeout: float = 2.0, workers: int = 8
@@ -39,13 +42,17 @@ class PeerApi:
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._control = ControlHttp(workers=2, user_agent=self.user_agent)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp  # only back-to-source needs it (TLS, redirects, any origin)
+
             self._session = aiohttp.ClientSession(auto_decompress=False, read_bufsize=1 << 18)
         return self._session
 
     async def close(self) -> None:
+        self._control.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -108,6 +115,8 @@ class PeerApi:
         sent = list(headers)
         if not any(k.lower() == "accept-encoding" for k, _ in sent):
             sent.append(("Accept-Encoding", "identity"))  # store the bytes exactly as served
+        import aiohttp
+
         sink = BodySink(write_at, 0, False, hashlib.md5())
         loop = asyncio.get_running_loop()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
@@ -145,18 +154,15 @@ class PeerApi:
         data: bytes | None = None,
         timeout: float = 5.0,
     ) -> tuple[int, str]:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            async with self._client().request(
-                method,
-                yarl.URL(url, encoded=True),
-                headers=headers,
-                data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as resp:
-                return resp.status, (await resp.read()).decode("utf-8", "replace")
-        except (TimeoutError, aiohttp.ClientError, OSError):
+            status, body = await self._control.request(
+                method, parts.netloc, target, headers=headers, body=data, timeout=timeout
+            )
+        except (TimeoutError, OSError, http.client.HTTPException, ValueError):
             return 0, ""
+        return status, body.decode("utf-8", "replace")
 
     async def uploader_check(
         self, ip: str, port: int, task_file_name: str, data_dir: str, total_limit: int

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-import yarl
+import http.client
 
+from dfget_client.control_http import ControlHttp
 from dfget_client.errors import SupernodeError
 from dfget_client.locator import Node
 from dfget_client.plan import PieceTask, PullQuery, PullReply
@@ -208,39 +208,26 @@ def parse_pull_reply(obj: Any) -> PullReply:
 
 
 class SupernodeApi:
-    """One aiohttp session for every supernode call of this process."""
+    """Every supernode call of this process, over keep-alive connections (`ControlHttp`)."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=16, use_dns_cache=True),
-                auto_decompress=True,
-            )
-        return self._session
+        self._timeout = timeout
+        self._http = ControlHttp()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._http.close()
 
     async def _call(
         self, method: str, addr: str, path: str, *, query: str = "", body: Any = None
     ) -> Any:
-        url = yarl.URL(f"http://{addr}{path}" + (f"?{query}" if query else ""), encoded=True)
+        target = path + (f"?{query}" if query else "")
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": JSON_CONTENT_TYPE} if data is not None else None
+        headers = {"Content-Type": JSON_CONTENT_TYPE} if data is not None else {}
         try:
-            async with self._client().request(
-                method, url, data=data, headers=headers, allow_redirects=False
-            ) as resp:
-                payload = await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            status, payload = await self._http.request(
+                method, addr, target, headers=headers, body=data, timeout=self._timeout
+            )
+        except (TimeoutError, OSError, http.client.HTTPException, ValueError) as exc:
             raise SupernodeError(f"{method} {addr}{path}: {exc.__class__.__name__} {exc}") from exc
         if status != 200:
             text = f"{method} {addr}{path}: HTTP {status} {payload[:200]!r}"
