@@ -41,6 +41,15 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (the uploaders are not our children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
@@ -69,7 +78,7 @@ def run(n: int, size: int, rate: int, root: Path) -> dict[str, object]:
             subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), cwd=REPO)
             for c in cmds
         ]
-        done: dict[int, tuple[float, int, Result]] = {}
+        done: dict[int, tuple[float, int, Result, float]] = {}
         while len(done) < n:
             pid, status, usage = os.wait4(-1, 0)
             index = next((i for i, p in enumerate(procs) if p.pid == pid), None)
@@ -79,8 +88,11 @@ def run(n: int, size: int, rate: int, root: Path) -> dict[str, object]:
             procs[index].returncode = os.waitstatus_to_exitcode(status)
             out = procs[index].stdout.read().decode()  # type: ignore[union-attr]
             err = procs[index].stderr.read().decode()  # type: ignore[union-attr]
-            done[index] = (elapsed, usage.ru_maxrss, Result(procs[index].returncode, out, err))
+            result = Result(procs[index].returncode, out, err)
+            done[index] = (elapsed, usage.ru_maxrss, result, usage.ru_utime + usage.ru_stime)
         uploader_rss = [peak_rss_kib(cluster.uploader_pid(h) or 0) for h in homes]
+        uploader_cpu = [cpu_seconds(cluster.uploader_pid(h) or 0) for h in homes]
+        supernode_cpu = cpu_seconds(sn.proc.pid)
         stats = origin.stats()
     finally:
         cluster.close()
@@ -108,6 +120,9 @@ def run(n: int, size: int, rate: int, root: Path) -> dict[str, object]:
         "supernode_share": round(from_sn / delivered, 4) if delivered else None,
         "dfget_peak_rss_mib": [round(done[i][1] / 1024, 1) for i in range(n)],
         "uploader_peak_rss_mib": [round(k / 1024, 1) for k in uploader_rss],
+        "dfget_cpu_s": [round(done[i][3], 2) for i in range(n)],
+        "uploader_cpu_s": [round(c, 2) for c in uploader_cpu],
+        "supernode_cpu_s": round(supernode_cpu, 2),
         "md5_ok": correct,
         "failures": failures,
         "pieces_by_source": splits,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from dfget_client import core, logs
+from dfget_client import logs
 from dfget_client.config import (
     DEFAULT_ALIVE_TIME,
     DEFAULT_CLIENT_QUEUE,
@@ -201,6 +201,8 @@ def download_main(argv: Sequence[str]) -> int:
         verbose=cfg.verbose,
         console=cfg.console,
     )
+    from dfget_client import core  # not for `dfget server`: the uploader starts faster without it
+
     progress = Progress(showbar=cfg.showbar and not cfg.console, verbose=cfg.verbose)
     print(f"--{core.start_stamp()}--  {redact(cfg.url)}", flush=True)
     outcome = core.run(cfg, progress)

@@ -58,7 +58,9 @@ class ControlHttp:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _connection(self, host_port: str, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(
+        self, host_port: str, timeout: float
+    ) -> tuple[http.client.HTTPConnection, bool]:
         pool: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         conn = pool.get(host_port)
         if conn is not None:

@@ -18,11 +18,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dfget_client.config import DfgetConfig
 from dfget_client.errors import UploaderError
-from dfget_client.peer_api import PeerApi
 from supernode.protocol.units import format_duration
+
+if TYPE_CHECKING:  # the uploader imports this module for its meta file: keep it light
+    from dfget_client.peer_api import PeerApi
 
 log = logging.getLogger("dfget")
 SPAWN_TIMEOUT = 15.0

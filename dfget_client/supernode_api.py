@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.client
 import json
 import random
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import http.client
 
 from dfget_client.control_http import ControlHttp
 from dfget_client.errors import SupernodeError
