@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.processes import free_port
+
 REGISTRY_BIN = "docker-registry"
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 SCHEMA2_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -46,12 +48,6 @@ def registry_binary() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sha256_digest(data: bytes) -> str:
