@@ -46,7 +46,11 @@ log = logging.getLogger("dfget.server")
 SERVICE_SUFFIX = ".service"
 PORT_LINE = "dfget uploader server port is {port}"
 _OCTET = "application/octet-stream"
+# A rate-limited piece goes out in sendfile calls of ~1/16 s of the rate (at least 256 KiB):
+# each `loop.sendfile` costs ~0.5 ms of CPU, and at 32 MiB/s 256 KiB calls cost 4x as much
+# CPU as the 2 MiB ones (bench: 0.25 vs 0.06 CPU-s per 96 MiB served).
 _SEND_CHUNK = 256 * 1024
+_SENDS_PER_SECOND = 16
 
 
 @dataclass(slots=True)
@@ -185,7 +189,8 @@ class Uploader:
         if transport is None or count <= 0:
             return
         loop = asyncio.get_running_loop()
-        step = _SEND_CHUNK if self.limiter.rate else count
+        rate = self.limiter.rate
+        step = max(_SEND_CHUNK, rate // _SENDS_PER_SECOND) if rate else count
         end = offset + count
         while offset < end:
             size = min(step, end - offset)
