@@ -79,8 +79,17 @@ def run(n: int, size: int, rate: int, root: Path) -> dict[str, object]:
             for c in cmds
         ]
         done: dict[int, tuple[float, int, Result, float]] = {}
+        # Peak RSS is sampled from /proc while each dfget runs: wait4's ru_maxrss would also
+        # count this process's RSS at the fork that started it.
+        peak = [0] * n
         while len(done) < n:
-            pid, status, usage = os.wait4(-1, 0)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid == 0:
+                for i, proc in enumerate(procs):
+                    if i not in done:
+                        peak[i] = max(peak[i], peak_rss_kib(proc.pid))
+                time.sleep(0.02)
+                continue
             index = next((i for i, p in enumerate(procs) if p.pid == pid), None)
             if index is None:
                 continue
@@ -89,7 +98,7 @@ def run(n: int, size: int, rate: int, root: Path) -> dict[str, object]:
             out = procs[index].stdout.read().decode()  # type: ignore[union-attr]
             err = procs[index].stderr.read().decode()  # type: ignore[union-attr]
             result = Result(procs[index].returncode, out, err)
-            done[index] = (elapsed, usage.ru_maxrss, result, usage.ru_utime + usage.ru_stime)
+            done[index] = (elapsed, peak[index], result, usage.ru_utime + usage.ru_stime)
         uploader_rss = [peak_rss_kib(cluster.uploader_pid(h) or 0) for h in homes]
         uploader_cpu = [cpu_seconds(cluster.uploader_pid(h) or 0) for h in homes]
         supernode_cpu = cpu_seconds(sn.proc.pid)

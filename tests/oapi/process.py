@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.processes import free_port, wait_until_answers
+from tests.ports import free_port
+from tests.processes import wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.processes import free_port
+from tests.ports import free_port
 
 REGISTRY_BIN = "docker-registry"
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
