@@ -96,13 +96,6 @@ def schedule(
         room = min(room, max_new)
     chosen: list[Assignment] = []
     busy: list[int] = []  # pieces whose peers are all at their upload limit right now
-    # The task's supernode slots (peer_down_limit of them, as the original) are shared fairly:
-    # a client runs at most its share of them at once (all four when it is alone). A dfget
-    # splits its own rate limit over its pieces, so four slots held by one busy client would
-    # each move at a quarter of its rate while other clients wait for a slot (N=8 swarm: p99
-    # 1.32–1.47·T* → 1.28–1.35·T*). An idle client (below) may still fill its room.
-    sn_share = max(1, limits.peer_down_limit // max(1, len(progress.clients)))
-    sn_mine = sum(1 for src in client.running.values() if src == SUPERNODE)
     for piece_num in available:
         pick = None if only_supernode else _pick_holder(progress, client, piece_num, limits)
         if isinstance(pick, _Busy):
@@ -110,10 +103,9 @@ def schedule(
             continue
         src = pick
         if src is None:
-            if sn_mine >= sn_share or not progress.supernode_has_room(limits.peer_down_limit, now):
+            if not progress.supernode_has_room(limits.peer_down_limit, now):
                 continue
             src = SUPERNODE
-            sn_mine += 1
         progress.start_running(client, piece_num, src, now)
         chosen.append(Assignment(piece_num, src))
         if len(chosen) >= room:
