@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+from dfget_client.keepalive import STALE, ThreadConnections
 
 
 class ControlHttp:
@@ -26,9 +25,7 @@ class ControlHttp:
         self._workers = workers
         self._user_agent = user_agent
         self._pool: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections()
 
     async def request(
         self,
@@ -50,37 +47,10 @@ class ControlHttp:
             return await call
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, []
-        for conn in connections:
-            conn.close()
+        self._connections.close_all()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-    def _connection(
-        self, host_port: str, timeout: float
-    ) -> tuple[http.client.HTTPConnection, bool]:
-        pool: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
-        conn = pool.get(host_port)
-        if conn is not None:
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            return conn, True
-        conn = http.client.HTTPConnection(host_port, timeout=timeout)
-        pool[host_port] = conn
-        with self._lock:
-            self._all.append(conn)
-        return conn, False
-
-    def _drop(self, host_port: str) -> None:
-        conn = self._local.__dict__.get("pool", {}).pop(host_port, None)
-        if conn is not None:
-            conn.close()
-            with self._lock:
-                if conn in self._all:
-                    self._all.remove(conn)
 
     def _blocking(
         self,
@@ -92,7 +62,11 @@ class ControlHttp:
         timeout: float,
     ) -> tuple[int, bytes]:
         for attempt in (0, 1):
-            conn, reused = self._connection(host_port, timeout)
+            conn, reused = self._connections.get(
+                host_port, lambda: http.client.HTTPConnection(host_port, timeout=timeout)
+            )
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
             try:
                 conn.putrequest(method, target, skip_accept_encoding=True)
                 sent = {k.lower() for k in headers}
@@ -106,14 +80,14 @@ class ControlHttp:
                 resp = conn.getresponse()
                 payload = resp.read()
                 if resp.will_close:
-                    self._drop(host_port)
+                    self._connections.drop(host_port)
                 return resp.status, payload
-            except _STALE:
-                self._drop(host_port)
+            except STALE:
+                self._connections.drop(host_port)
                 if reused and attempt == 0:
                     continue  # the server had closed the idle keep-alive connection
                 raise
             except BaseException:
-                self._drop(host_port)
+                self._connections.drop(host_port)
                 raise
         raise AssertionError("unreachable")

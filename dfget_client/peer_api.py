@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from dfget_client.control_http import ControlHttp
 from dfget_client.errors import OriginError, WriteError
@@ -53,6 +53,7 @@ class PeerApi:
 
     async def close(self) -> None:
         self._control.close()
+        self._pieces.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -147,18 +148,19 @@ class PeerApi:
 
     async def _local_get(
         self,
-        url: str,
+        ip: str,
+        port: int,
+        target: str,
         headers: dict[str, str] | None = None,
         *,
         method: str = "GET",
         data: bytes | None = None,
         timeout: float = 5.0,
     ) -> tuple[int, str]:
-        parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        """One call to the uploader at ip:port; (0, "") when it cannot be reached."""
         try:
             status, body = await self._control.request(
-                method, parts.netloc, target, headers=headers, body=data, timeout=timeout
+                method, f"{ip}:{port}", target, headers=headers, body=data, timeout=timeout
             )
         except (TimeoutError, OSError, http.client.HTTPException, ValueError):
             return 0, ""
@@ -170,9 +172,9 @@ class PeerApi:
         """`/check/<name>` → the name echoed before `@<version>`, None if not our uploader."""
         if port <= 0:
             return None
-        url = f"http://{ip}:{port}/check/{quote(task_file_name, safe=_SAFE)}"
+        target = f"/check/{quote(task_file_name, safe=_SAFE)}"
         status, body = await self._local_get(
-            url, {"dataDir": data_dir, "totalLimit": str(total_limit)}
+            ip, port, target, {"dataDir": data_dir, "totalLimit": str(total_limit)}
         )
         suffix = "@" + COMPAT_VERSION
         if status != 200 or not body.endswith(suffix):
@@ -180,8 +182,8 @@ class PeerApi:
         return body[: -len(suffix)]
 
     async def uploader_rate(self, ip: str, port: int, task_file_name: str, rate: int) -> int | None:
-        url = f"http://{ip}:{port}/rate/{quote(task_file_name, safe=_SAFE)}"
-        status, body = await self._local_get(url, {"rateLimit": str(rate)})
+        target = f"/rate/{quote(task_file_name, safe=_SAFE)}"
+        status, body = await self._local_get(ip, port, target, {"rateLimit": str(rate)})
         return int(body) if status == 200 and body.strip().isdigit() else None
 
     async def uploader_finish(
@@ -196,7 +198,7 @@ class PeerApi:
                 ("superNode", node),
             )
         )
-        status, _ = await self._local_get(f"http://{ip}:{port}/client/finish?{query}")
+        status, _ = await self._local_get(ip, port, f"/client/finish?{query}")
         return status == 200
 
     async def uploader_stats(self, ip: str, port: int, body: Mapping[str, Any]) -> bool:
@@ -206,7 +208,9 @@ class PeerApi:
         """
         data = json.dumps(body, separators=(",", ":")).encode()
         status, _ = await self._local_get(
-            f"http://{ip}:{port}/client/stats",
+            ip,
+            port,
+            "/client/stats",
             {"Content-Type": "application/json"},
             method="POST",
             data=data,
@@ -215,5 +219,5 @@ class PeerApi:
         return status == 200
 
     async def uploader_ping(self, ip: str, port: int) -> bool:
-        status, _ = await self._local_get(f"http://{ip}:{port}/server/ping")
+        status, _ = await self._local_get(ip, port, "/server/ping")
         return status == 200

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dfget_client.errors import PieceError, PieceErrorKind, WriteError
+from dfget_client.keepalive import STALE, ThreadConnections
 from dfget_client.plan import PieceTask
 from dfget_client.ratelimit import TokenBucket
 from supernode.protocol.pieces import (
@@ -35,7 +36,6 @@ from supernode.protocol.pieces import (
 BUFFER_SIZE = 1 << 20
 WriteAt = Callable[[int, Sequence[memoryview | bytes]], None]
 OnBytes = Callable[[int], None]
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 @dataclass(slots=True)
@@ -123,19 +123,15 @@ class PieceClient:
     def __init__(self, *, user_agent: str, connect_timeout: float = 2.0) -> None:
         self.user_agent = user_agent
         self.connect_timeout = connect_timeout
-        self._local = threading.local()
+        self._connections = ThreadConnections()
+        self._local = threading.local()  # the thread's read buffer
 
-    def _pool(self) -> dict[tuple[str, str, int], http.client.HTTPConnection]:
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = {}
-            self._local.buffer = bytearray(BUFFER_SIZE)
-        return pool
+    def close(self) -> None:
+        self._connections.close_all()
 
-    def _drop(self, key: tuple[str, str, int]) -> None:
-        conn = self._pool().pop(key, None)
-        if conn is not None:
-            conn.close()
+    def _buffer(self) -> bytearray:
+        buffer: bytearray = self._local.__dict__.setdefault("buffer", bytearray(BUFFER_SIZE))
+        return buffer
 
     def fetch(self, job: PieceJob) -> int:
         piece = job.piece
@@ -145,54 +141,59 @@ class PieceClient:
         key = (scheme, host, parts.port or (443 if scheme == "https" else 80))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         where = f"piece {piece.range} from {piece.peer_addr}"
+        drop = self._connections.drop
         for attempt in (0, 1):
-            reused = key in self._pool()
+            reused = False
             try:
-                return self._fetch_once(job, key, target, where)
-            except _STALE as exc:
-                self._drop(key)
+                conn, reused = self._connections.get(key, lambda: self._connect(job, key))
+                return self._fetch_once(job, conn, key, target, where)
+            except STALE as exc:
+                drop(key)
                 if reused and attempt == 0 and not job.cancelled.is_set():
                     continue  # the keep-alive connection had been closed by the peer
                 raise PieceError(PieceErrorKind.UNREACHABLE, f"{where}: {exc}") from exc
             except (PieceError, WriteError):
-                self._drop(key)
+                drop(key)
                 raise
             except TimeoutError as exc:
-                self._drop(key)
+                drop(key)
                 raise PieceError(PieceErrorKind.TIMEOUT, f"{where}: timed out") from exc
             except (OSError, http.client.HTTPException) as exc:
-                self._drop(key)
+                drop(key)
                 what = "cannot connect" if isinstance(exc, ConnectionRefusedError) else exc
                 raise PieceError(PieceErrorKind.UNREACHABLE, f"{where}: {what}") from exc
             finally:
                 job.sock = None
         raise AssertionError("unreachable")
 
-    def _connection(self, job: PieceJob, key: tuple[str, str, int]) -> http.client.HTTPConnection:
-        pool = self._pool()
-        conn = pool.get(key)
-        if conn is None:
-            if key[0] == "https":
-                conn = http.client.HTTPSConnection(
-                    key[1], key[2], timeout=self.connect_timeout, context=job.ssl_context
-                )
-            else:
-                conn = http.client.HTTPConnection(key[1], key[2], timeout=self.connect_timeout)
-            conn.connect()
-            pool[key] = conn
+    def _connect(self, job: PieceJob, key: tuple[str, str, int]) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if key[0] == "https":
+            conn = http.client.HTTPSConnection(
+                key[1], key[2], timeout=self.connect_timeout, context=job.ssl_context
+            )
+        else:
+            conn = http.client.HTTPConnection(key[1], key[2], timeout=self.connect_timeout)
+        conn.connect()
+        return conn
+
+    def _fetch_once(
+        self,
+        job: PieceJob,
+        conn: http.client.HTTPConnection,
+        key: tuple[str, str, int],
+        target: str,
+        where: str,
+    ) -> int:
+        piece = job.piece
+        start, _, end = piece.range.partition("-")
+        if job.range_end is not None:
+            end = str(min(int(end), job.range_end))
         assert conn.sock is not None
         conn.sock.settimeout(job.timeout)
         job.sock = conn.sock
         if job.cancelled.is_set():
             job.abort()
-        return conn
-
-    def _fetch_once(self, job: PieceJob, key: tuple[str, str, int], target: str, where: str) -> int:
-        piece = job.piece
-        start, _, end = piece.range.partition("-")
-        if job.range_end is not None:
-            end = str(min(int(end), job.range_end))
-        conn = self._connection(job, key)
         conn.putrequest("GET", target, skip_accept_encoding=True)
         headers = [
             ("Range", f"bytes={start}-{end}"),
@@ -217,7 +218,7 @@ class PieceClient:
         sink = BodySink(
             job.write_at, offset, not job.source_mode, hashlib.md5() if expected else None
         )
-        view = memoryview(self._local.buffer)
+        view = memoryview(self._buffer())
         deadline = time.monotonic() + job.timeout
         while True:
             if job.cancelled.is_set():
@@ -237,5 +238,5 @@ class PieceClient:
         if resp.length:  # http.client does not raise when the body is cut short
             raise PieceError(PieceErrorKind.UNREACHABLE, f"{where}: body cut short")
         if resp.will_close:
-            self._drop(key)
+            self._connections.drop(key)
         return sink.verify(where, expected)

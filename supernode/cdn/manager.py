@@ -291,10 +291,7 @@ class DiskCdn:
         state = self.states.get(spec.task_id)
         if state is not None and not state.complete:
             del self.states[spec.task_id]
-        try:
-            listener.fill_failed(spec.task_id, reason)
-        except Exception:
-            log.exception("fill_failed listener of %s raised", spec.task_id)
+        _tell(listener.fill_failed, spec.task_id, reason)
 
     def _fill_done(self, task_id: str, task: asyncio.Task[None]) -> None:
         if self._fills.get(task_id) is task:
@@ -307,22 +304,7 @@ class DiskCdn:
             if num == len(state.piece_md5s):
                 state.piece_md5s.append(md5)
             state.ready = max(state.ready, num + 1)
-        try:
-            listener.piece_ready(task_id, num, md5)
-        except Exception:
-            log.exception("piece_ready listener of %s raised", task_id)
-
-    def report_success(self, listener: FillListener, task_id: str, outcome: FillOutcome) -> None:
-        try:
-            listener.fill_succeeded(task_id, outcome)
-        except Exception:
-            log.exception("fill_succeeded listener of %s raised", task_id)
-
-    def report_file_md5(self, listener: FillListener, task_id: str, real_md5: str) -> None:
-        try:
-            listener.file_md5_known(task_id, real_md5)
-        except Exception:
-            log.exception("file_md5_known listener of %s raised", task_id)
+        _tell(listener.piece_ready, task_id, num, md5)
 
     def new_sink(
         self, fd: int, spec: FillSpec, listener: FillListener, **kwargs: object
@@ -415,7 +397,7 @@ class DiskCdn:
             self.report_piece(listener, task_id, num, md5)
         self.metrics.cdn_cache_hit.inc()
         outcome = FillOutcome(meta.http_file_len, meta.real_md5, tuple(md5s), cache_hit=True)
-        self.report_success(listener, task_id, outcome)
+        _tell(listener.fill_succeeded, task_id, outcome)
         return True
 
     async def _fill(self, spec: FillSpec, listener: FillListener, resume: FileMeta | None) -> None:
@@ -485,7 +467,7 @@ class DiskCdn:
         finally:
             self.metrics.cdn_download_size.inc(sink.origin_bytes)
             self.metrics.origin_bytes.inc(sink.origin_bytes)
-        self.report_success(listener, task_id, outcome)
+        _tell(listener.fill_succeeded, task_id, outcome)
         real_md5 = outcome.real_md5
         # Durable before the .md5 and .meta say "success" (a crash meanwhile means a resume).
         try:
@@ -499,7 +481,7 @@ class DiskCdn:
                         self.lanes.file, raw_digest, path, spec.piece_size, "md5"
                     )
                 )
-                self.report_file_md5(listener, task_id, real_md5)
+                _tell(listener.file_md5_known, task_id, real_md5)
             await synced
             await self._io(store.write_md5s, task_id, outcome.piece_md5s, real_md5)
             done = meta.replace(
@@ -531,6 +513,14 @@ class DiskCdn:
         return FillOutcome(
             length, real_md5, tuple(state.piece_md5s), origin_bytes=sink.origin_bytes
         )
+
+
+def _tell(event: Callable[..., None], task_id: str, *args: object) -> None:
+    """Call a FillListener method; a listener's bug is logged, never allowed to stop a fill."""
+    try:
+        event(task_id, *args)
+    except Exception:
+        log.exception("%s listener of %s raised", event.__name__, task_id)
 
 
 def _same_file(spec: FillSpec, meta: FileMeta) -> bool:
