@@ -21,13 +21,20 @@ from cdn_testkit import (
 from supernode.protocol.ids import task_id
 
 
-async def test_restart_reuses_cache_when_origin_answers_304(origin: Origin, make_cdn) -> None:
-    data = payload(9 * MIB)
-    origin.files["f"] = Resource(data)
-    spec = spec_for(origin.url("f"), len(data))
+async def filled_then_stopped(origin: Origin, make_cdn, data: bytes, name: str = "f"):  # type: ignore[no-untyped-def]
+    """A task the origin serves as `name`, filled by a supernode that then stopped: its home
+    keeps the cache files. → (spec, that stopped CDN)."""
+    origin.files[name] = Resource(data)
+    spec = spec_for(origin.url(name), len(data))
     first = make_cdn()
     await fill(first, spec)
     await first.close()
+    return spec, first
+
+
+async def test_restart_reuses_cache_when_origin_answers_304(origin: Origin, make_cdn) -> None:
+    data = payload(9 * MIB)
+    spec, _ = await filled_then_stopped(origin, make_cdn, data)
     served = origin.body_bytes
     second = make_cdn()  # a restarted supernode: same home, empty memory
     rec = await fill(second, spec)
@@ -45,11 +52,7 @@ async def test_restart_reuses_cache_when_origin_answers_304(origin: Origin, make
 
 async def test_restart_refetches_when_origin_changed(origin: Origin, make_cdn) -> None:
     old, new = payload(5 * MIB, seed=1), payload(5 * MIB, seed=2)
-    origin.files["f"] = Resource(old)
-    spec = spec_for(origin.url("f"), len(old))
-    first = make_cdn()
-    await fill(first, spec)
-    await first.close()
+    spec, _ = await filled_then_stopped(origin, make_cdn, old)
     origin.files["f"] = Resource(new, etag='"v2"', last_modified=1_700_000_000.0)
     second = make_cdn()
     rec = await fill(second, spec)
@@ -63,11 +66,7 @@ async def test_restart_refetches_when_origin_changed(origin: Origin, make_cdn) -
 
 async def test_corrupt_md5_file_takes_the_slow_path(origin: Origin, make_cdn) -> None:
     data = payload(5 * MIB)
-    origin.files["f"] = Resource(data)
-    spec = spec_for(origin.url("f"), len(data))
-    first = make_cdn()
-    await fill(first, spec)
-    await first.close()
+    spec, first = await filled_then_stopped(origin, make_cdn, data)
     md5_path = first.store.md5_path(spec.task_id)
     md5_path.write_text(md5_path.read_text().replace("a", "b", 1))
     served = origin.body_bytes
@@ -80,11 +79,7 @@ async def test_corrupt_md5_file_takes_the_slow_path(origin: Origin, make_cdn) ->
 
 async def test_corrupt_data_file_is_refetched(origin: Origin, make_cdn) -> None:
     data = payload(5 * MIB)
-    origin.files["f"] = Resource(data)
-    spec = spec_for(origin.url("f"), len(data))
-    first = make_cdn()
-    await fill(first, spec)
-    await first.close()
+    spec, first = await filled_then_stopped(origin, make_cdn, data)
     first.store.md5_path(spec.task_id).unlink()
     path = first.store.data_path(spec.task_id)
     raw = bytearray(path.read_bytes())
@@ -269,11 +264,7 @@ async def test_resume_of_a_complete_but_unrecorded_file_keeps_its_short_last_pie
     for size in (54, 9 * MIB + 7):
         data = payload(size)
         name = f"f{size}"
-        origin.files[name] = Resource(data)
-        spec = spec_for(origin.url(name), len(data))
-        first = make_cdn()
-        await fill(first, spec)
-        await first.close()
+        spec, first = await filled_then_stopped(origin, make_cdn, data, name)
         meta_path = first.store.meta_path(spec.task_id)
         meta = json.loads(meta_path.read_bytes())
         meta.update(finish=False, success=False)

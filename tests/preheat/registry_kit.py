@@ -299,6 +299,37 @@ def _image_parts(seed: str, layers: int, size: int) -> tuple[bytes, list[bytes]]
     return config, contents
 
 
+def _push_image(
+    registry: Registry,
+    repository: str,
+    reference: str | None,
+    seed: str,
+    layers: int,
+    size: int,
+    media: tuple[str, str, str],
+) -> tuple[str, bytes, dict[str, bytes]]:
+    """Push a config and its layers, then a manifest naming them under `reference` (None: a
+    tag made from the config digest); `media` = (manifest, config, layer) media types.
+    → (manifest digest, manifest body, blobs with the config first)."""
+    manifest_type, config_type, layer_type = media
+    config, contents = _image_parts(seed, layers, size)
+    blobs = {push_blob(registry, repository, config): config}
+    for content in contents:
+        blobs[push_blob(registry, repository, content)] = content
+    digests = list(blobs)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": {"mediaType": config_type, "size": len(config), "digest": digests[0]},
+        "layers": [
+            {"mediaType": layer_type, "size": len(blobs[d]), "digest": d} for d in digests[1:]
+        ],
+    }
+    reference = reference or digests[0].replace(":", "-")[:40]
+    digest, body = push_manifest(registry, repository, reference, manifest_type, manifest)
+    return digest, body, blobs
+
+
 def push_schema2(
     registry: Registry,
     repository: str,
@@ -308,20 +339,8 @@ def push_schema2(
     size: int = 48 * 1024,
     seed: str = "s2",
 ) -> PushedImage:
-    config, contents = _image_parts(seed, layers, size)
-    blobs = {push_blob(registry, repository, config): config}
-    for content in contents:
-        blobs[push_blob(registry, repository, content)] = content
-    digests = list(blobs)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": SCHEMA2,
-        "config": {"mediaType": SCHEMA2_CONFIG, "size": len(config), "digest": digests[0]},
-        "layers": [
-            {"mediaType": SCHEMA2_LAYER, "size": len(blobs[d]), "digest": d} for d in digests[1:]
-        ],
-    }
-    digest, _ = push_manifest(registry, repository, tag, SCHEMA2, manifest)
+    media = (SCHEMA2, SCHEMA2_CONFIG, SCHEMA2_LAYER)
+    digest, _, blobs = _push_image(registry, repository, tag, seed, layers, size, media)
     return PushedImage(repository, tag, digest, blobs)
 
 
@@ -335,21 +354,9 @@ def push_oci_index(
     entries = []
     per_platform: dict[str, list[str]] = {}
     for platform in platforms:
-        config, contents = _image_parts(f"oci-{platform}", 2, 16 * 1024)
-        blobs = {push_blob(registry, repository, config): config}
-        for content in contents:
-            blobs[push_blob(registry, repository, content)] = content
-        digests = list(blobs)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "size": len(config), "digest": digests[0]},
-            "layers": [
-                {"mediaType": OCI_LAYER, "size": len(blobs[d]), "digest": d} for d in digests[1:]
-            ],
-        }
-        digest, body = push_manifest(
-            registry, repository, digests[0].replace(":", "-")[:40], OCI_MANIFEST, manifest
+        media = (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER)
+        digest, body, blobs = _push_image(
+            registry, repository, None, f"oci-{platform}", 2, 16 * 1024, media
         )
         os_, arch = platform.split("/")[:2]
         entries.append(
@@ -361,7 +368,7 @@ def push_oci_index(
             }
         )
         all_blobs.update(blobs)
-        per_platform[platform] = digests
+        per_platform[platform] = list(blobs)
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
     digest, _ = push_manifest(registry, repository, tag, OCI_INDEX, index)
     return PushedImage(repository, tag, digest, all_blobs, per_platform)
