@@ -13,7 +13,7 @@ from aiohttp import web
 from supernode.core import oapi as core
 from supernode.core import tokens as token_core
 from supernode.core.preheat import PreheatSpec, PreheatType
-from supernode.core.tokens import Scope
+from supernode.core.tokens import AccessToken, Scope
 from supernode.oapi.app import (
     OPEN_API,
     RATE_LIMITED,
@@ -222,11 +222,15 @@ async def list_tokens(request: web.Request) -> web.Response:
     return reply([token_json(r) for r in records], headers=paging(request, query, total))
 
 
-async def get_token(request: web.Request) -> web.Response:
-    record = await request.app[OPEN_API].tokens.store.get(path_id(request))
+async def _token_or_404(api: OpenApi, token_id: int) -> AccessToken:
+    record = await api.tokens.store.get(token_id)
     if record is None:
         raise Refused(404, message(NOT_FOUND))
-    return reply(token_json(record))
+    return record
+
+
+async def get_token(request: web.Request) -> web.Response:
+    return reply(token_json(await _token_or_404(request.app[OPEN_API], path_id(request))))
 
 
 async def patch_token(request: web.Request) -> web.Response:
@@ -237,20 +241,14 @@ async def patch_token(request: web.Request) -> web.Response:
         changes["scopes"] = _scopes(changes["scopes"])
     if "expired_at" in changes:
         changes["expired_at"] = _time(changes["expired_at"])
-    if await api.tokens.store.get(token_id) is None:
-        raise Refused(404, message(NOT_FOUND))
-    await api.tokens.store.update(token_id, changes, api.clock())
-    record = await api.tokens.store.get(token_id)
-    if record is None:
-        raise Refused(404, message(NOT_FOUND))
-    return reply(token_json(record))
+    await api.tokens.store.update(token_id, changes, api.clock())  # no row: nothing changes
+    return reply(token_json(await _token_or_404(api, token_id)))
 
 
 async def delete_token(request: web.Request) -> web.Response:
     api = request.app[OPEN_API]
     token_id = path_id(request)
-    if await api.tokens.store.get(token_id) is None:
-        raise Refused(404, message(NOT_FOUND))
+    await _token_or_404(api, token_id)
     await api.tokens.store.delete(token_id)
     return web.Response(status=200)
 

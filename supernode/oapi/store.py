@@ -261,26 +261,12 @@ class TokenStore:
         columns = [c for c in ("bio", "scopes", "state", "expired_at", "user_id") if c in values]
         sets = ", ".join(f"{c} = ?" for c in [*columns, "updated_at"])
         row = (*(values[c] for c in columns), updated_at, token_id)
-        async with self.db.lock:
-            try:
-                await self.db.conn.execute(
-                    f"UPDATE personal_access_tokens SET {sets} WHERE id = ?", row
-                )
-                await self.db.conn.commit()
-            except sqlite3.Error as exc:
-                await self.db.conn.rollback()
-                raise StoreError(f"cannot update the token: {exc}") from exc
+        sql = f"UPDATE personal_access_tokens SET {sets} WHERE id = ?"
+        await self.db.write("the token", (sql, [row]))
 
     async def delete(self, token_id: int) -> None:
-        async with self.db.lock:
-            try:
-                await self.db.conn.execute(
-                    "DELETE FROM personal_access_tokens WHERE id = ?", (token_id,)
-                )
-                await self.db.conn.commit()
-            except sqlite3.Error as exc:
-                await self.db.conn.rollback()
-                raise StoreError(f"cannot delete the token: {exc}") from exc
+        sql = "DELETE FROM personal_access_tokens WHERE id = ?"
+        await self.db.write("the token", (sql, [(token_id,)]))
 
     async def _select(self, where: str, params: tuple[Any, ...]) -> list[AccessToken]:
         query = f"SELECT * FROM personal_access_tokens {where}"
