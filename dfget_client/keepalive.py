@@ -19,9 +19,9 @@ class ThreadConnections:
         self._lock = threading.Lock()
 
     def _pool(self) -> dict[Hashable, http.client.HTTPConnection]:
-        pool: dict[Hashable, http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "pool", {}
-        )
+        pool: dict[Hashable, http.client.HTTPConnection] | None = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = {}
         return pool
 
     def get(

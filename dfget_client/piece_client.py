@@ -130,7 +130,9 @@ class PieceClient:
         self._connections.close_all()
 
     def _buffer(self) -> bytearray:
-        buffer: bytearray = self._local.__dict__.setdefault("buffer", bytearray(BUFFER_SIZE))
+        buffer: bytearray | None = getattr(self._local, "buffer", None)
+        if buffer is None:  # once per thread: the 1 MiB is reused by every piece after
+            buffer = self._local.buffer = bytearray(BUFFER_SIZE)
         return buffer
 
     def fetch(self, job: PieceJob) -> int:
