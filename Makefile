@@ -24,7 +24,7 @@ test: install
 lint: install
 	$(RUFF) format --check $(RUFF_CONFIG) $(SOURCES)
 	$(RUFF) check $(RUFF_CONFIG) $(SOURCES)
-	$(PYTHON) -m mypy supernode/protocol supernode/core dfget_client/plan.py
+	$(PYTHON) -m mypy supernode/protocol supernode/core dfget_client/plan.py dfget_client/http_server.py
 
 format: install
 	$(RUFF) format $(RUFF_CONFIG) $(SOURCES)

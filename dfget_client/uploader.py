@@ -1,6 +1,7 @@
 """The peer server `dfget server`: serves `.service` files piece by piece to other dfgets
 (§6.5), answers the local dfgets' control routes, expires served files with
-`/peer/service/down`, and exits after `alivetime` without requests.
+`/peer/service/down`, and exits after `alivetime` without requests. HTTP is served by
+`http_server` (h11), which starts far faster than aiohttp.web: dfgets wait for it.
 
 How it works: a local dfget registers its task file with `/check/<name>` before downloading
 and marks it finished with `/client/finish`; only registered names are served, and a name is
@@ -24,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import web
-
 from dfget_client.config import ServerConfig
+from dfget_client.http_server import Body, Handler, HttpServer, Request, Response, text
 from dfget_client.launcher import read_meta_port, write_meta_port
 from dfget_client.ratelimit import TokenBucket
 from dfget_client.stats import MAX_BODY as MAX_STATS_BODY
@@ -76,12 +76,16 @@ def generate_port(attempt: int, now: float) -> int:
     return int(now // 300) % 50000 + 15000 + attempt
 
 
-def _text(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text + ("\n" if status >= 400 else ""))
+def _text(status: int, message: str) -> Response:
+    return text(status, message + ("\n" if status >= 400 else ""))
+
+
+def _octets(message: str) -> Response:
+    return text(200, message, _OCTET)
 
 
 class Uploader:
-    """The aiohttp application and the lifecycle of one `dfget server` process."""
+    """The routes and the lifecycle of one `dfget server` process."""
 
     def __init__(self, cfg: ServerConfig, *, sn_api: SupernodeApi | None = None) -> None:
         self.cfg = cfg
@@ -98,34 +102,32 @@ class Uploader:
 
     # ---- application ---------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/peer/file/{name:.*}", self.upload)
-        app.router.add_get("/check/{name:.*}", self.check)
-        app.router.add_get("/rate/{name:.*}", self.rate)
-        app.router.add_get("/client/finish", self.finish)
-        app.router.add_get("/server/ping", self.ping)
-        # ours, additive: Prometheus, and the figures each local dfget reports when it ends
-        app.router.add_get("/metrics", self.metrics_handler)
-        app.router.add_post("/client/stats", self.stats)
-        return app
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", "/peer/file/", self.upload),
+            ("GET", "/check/", self.check),
+            ("GET", "/rate/", self.rate),
+            ("GET", "/client/finish", self.finish),
+            ("GET", "/server/ping", self.ping),
+            # ours, additive: Prometheus, and the figures each local dfget reports when it ends
+            ("GET", "/metrics", self.metrics_handler),
+            ("POST", "/client/stats", self.stats),
+        ]
 
     def _alive(self) -> None:
         self._last_alive = time.monotonic()
 
-    def _local(self, request: web.Request) -> bool:
+    def _local(self, request: Request) -> bool:
         """Control routes answer only the local host."""
-        remote = request.remote or ""
-        transport = request.transport
-        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        remote = request.remote
         with contextlib.suppress(ValueError):
             if ipaddress.ip_address(remote).is_loopback:
                 return True
-        return isinstance(sockname, tuple) and remote == sockname[0]
+        return request.sockname is not None and remote == request.sockname[0]
 
-    async def upload(self, request: web.Request) -> web.StreamResponse:
+    async def upload(self, request: Request) -> Response | Body:
         self._alive()
-        name = request.match_info["name"]
+        name = request.tail
         headers = request.headers
         try:
             params = parse_upload_params(
@@ -158,53 +160,38 @@ class Uploader:
         finally:
             fobj.close()
 
-    async def _send_piece(
-        self, request: web.Request, fobj: IO[bytes], plan: UploadPlan
-    ) -> web.StreamResponse:
-        resp = web.StreamResponse(status=206)
-        resp.content_type = _OCTET
-        resp.content_length = plan.length
-        await resp.prepare(request)
+    async def _send_piece(self, request: Request, fobj: IO[bytes], plan: UploadPlan) -> Body:
+        body = await request.start(206, plan.length, _OCTET)
         self.bytes_uploaded += plan.length
         if plan.pad:
-            await resp.write(plan.header())
-        await self.send_content(request, resp, fobj, plan.raw_start, plan.content_length)
+            await body.write(plan.header())
+        await self.send_content(body, fobj, plan.raw_start, plan.content_length)
         if plan.pad:
-            await resp.write(plan.trailer())
-        await resp.write_eof()
+            await body.write(plan.trailer())
         # content bytes, counted once sent: they match what the peer counts as downloaded
         self.metrics.uploaded(plan.content_length)
-        return resp
+        return body
 
-    async def send_content(
-        self,
-        request: web.Request,
-        resp: web.StreamResponse,
-        fobj: IO[bytes],
-        offset: int,
-        count: int,
-    ) -> None:
+    async def send_content(self, body: Body, fobj: IO[bytes], offset: int, count: int) -> None:
         """Raw bytes [offset, offset+count) of the file, by sendfile, through the rate limit."""
-        transport = request.transport
-        if transport is None or count <= 0:
+        if count <= 0:
             return
-        loop = asyncio.get_running_loop()
         rate = self.limiter.rate
         step = max(_SEND_CHUNK, rate // _SENDS_PER_SECOND) if rate else count
         end = offset + count
         while offset < end:
             size = min(step, end - offset)
             await self.limiter.acquire(size)
-            sent = await loop.sendfile(transport, fobj, offset, size)
+            sent = await body.sendfile(fobj, offset, size)
             if sent <= 0:
                 raise ConnectionResetError("peer closed the connection")
             offset += sent
 
-    async def check(self, request: web.Request) -> web.Response:
+    async def check(self, request: Request) -> Response:
         self._alive()
         if not self._local(request):
             return _text(403, "local requests only")
-        name = request.match_info["name"]
+        name = request.tail
         data_dir = request.headers.get("dataDir", "")
         if not valid_task_file_name(name):
             return _text(400, f"invalid task file name {name!r}")
@@ -216,9 +203,9 @@ class Uploader:
                 self.total_limit = total
                 self.limiter.set_rate(total)
         self.tasks[name] = TaskEntry(data_dir=self._data_dir, access_time=time.time())
-        return web.Response(text=f"{name}@{COMPAT_VERSION}", content_type=_OCTET)
+        return _octets(f"{name}@{COMPAT_VERSION}")
 
-    async def rate(self, request: web.Request) -> web.Response:
+    async def rate(self, request: Request) -> Response:
         self._alive()
         if not self._local(request):
             return _text(403, "local requests only")
@@ -227,17 +214,17 @@ class Uploader:
             client_rate = int(text)
         except ValueError:
             return _text(400, f'strconv.Atoi: parsing "{text}": invalid syntax')
-        entry = self.tasks.get(request.match_info["name"])
+        entry = self.tasks.get(request.tail)
         if entry is not None:
             entry.rate_limit = client_rate
         if self.total_limit <= 0:
-            return web.Response(text=text, content_type=_OCTET)
+            return _octets(text)
         total = sum(t.rate_limit for t in self.tasks.values() if not t.finished)
         if total > self.total_limit:
             client_rate = (client_rate * self.total_limit + total - 1) // total
-        return web.Response(text=str(client_rate), content_type=_OCTET)
+        return _octets(str(client_rate))
 
-    async def finish(self, request: web.Request) -> web.Response:
+    async def finish(self, request: Request) -> Response:
         if not self._local(request):
             return _text(403, "local requests only")
         query = request.query
@@ -250,28 +237,27 @@ class Uploader:
         entry.task_id, entry.cid = task_id, cid
         entry.super_node = query.get("superNode", "")
         entry.finished, entry.rate_limit, entry.access_time = True, 0, time.time()
-        return web.Response(text="success", content_type=_OCTET)
+        return _octets("success")
 
-    async def ping(self, request: web.Request) -> web.Response:
-        return web.Response(text="success", content_type=_OCTET)
+    async def ping(self, request: Request) -> Response:
+        return _octets("success")
 
-    async def metrics_handler(self, request: web.Request) -> web.Response:
+    async def metrics_handler(self, request: Request) -> Response:
         """Not a sign of life: a scraping Prometheus must not keep an idle uploader running."""
-        body = self.metrics.render()
-        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+        return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
 
-    async def stats(self, request: web.Request) -> web.Response:
+    async def stats(self, request: Request) -> Response:
         if not self._local(request):
             return _text(403, "local requests only")
-        if (request.content_length or 0) > MAX_STATS_BODY:
+        if len(request.body) > MAX_STATS_BODY:
             return _text(400, f"body larger than {MAX_STATS_BODY} bytes")
         try:
-            stats = parse_client_stats(await request.read())
+            stats = parse_client_stats(request.body)
         except ValueError as exc:
             return _text(400, f"invalid stats: {exc}")
         self.metrics.record(stats)
         log.debug("download stats from a local dfget: %s", stats)
-        return web.Response(text="success", content_type=_OCTET)
+        return _octets("success")
 
     # ---- expiry and shutdown -------------------------------------------------------------
 
@@ -330,30 +316,26 @@ class Uploader:
 
     # ---- process -------------------------------------------------------------------------
 
-    async def _bind(self, runner: web.AppRunner) -> web.TCPSite | None:
+    async def _bind(self, server: HttpServer) -> bool:
         attempts = (
             [self.cfg.port]
             if self.cfg.port > 0
             else [generate_port(i, time.time()) for i in range(10)]
         )
         for port in attempts:
-            site = web.TCPSite(runner, self.cfg.ip, port, backlog=1024)
             try:
-                await site.start()
+                self.port = await server.start(self.cfg.ip, port)
             except OSError as exc:
                 log.warning("cannot listen on %s:%d: %s", self.cfg.ip, port, exc.strerror)
                 continue
-            self.port = port
-            return site
-        return None
+            return True
+        return False
 
     async def serve(self) -> int:
         """Bind, announce the port, serve until idle or signalled; → exit status."""
         self.cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        if await self._bind(runner) is None:
-            await runner.cleanup()
+        server = HttpServer(self.routes())
+        if not await self._bind(server):
             print("dfget server: no port to listen on", file=sys.stderr)
             return 1
         write_meta_port(self.cfg.meta_path, self.port)
@@ -377,7 +359,7 @@ class Uploader:
                 write_meta_port(self.cfg.meta_path, 0)
                 with contextlib.suppress(OSError):
                     pid_file.unlink()
-            await runner.cleanup()
+            await server.close()
             await self.sn_api.close()
         return 0
 

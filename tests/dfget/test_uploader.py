@@ -121,9 +121,9 @@ def server_cfg(tmp_path: Path) -> ServerConfig:
 
 
 @pytest.fixture
-async def uploader(server_cfg: ServerConfig, aiohttp_client):  # type: ignore[no-untyped-def]
+async def uploader(server_cfg: ServerConfig, serve_uploader):  # type: ignore[no-untyped-def]
     up = Uploader(server_cfg)
-    client = await aiohttp_client(up.app())
+    client = await serve_uploader(up)
     yield up, client
     await up.sn_api.close()
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from unittest import mock
 
 import pytest
-from aiohttp import StreamReader
-from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from dfget_client.config import ServerConfig
+from dfget_client.http_server import Headers, Request
 from dfget_client.stats import MAX_BODY, REASONS, ClientStats, parse_client_stats
 from dfget_client.uploader import Uploader
 
@@ -71,14 +68,14 @@ def test_bad_bodies_are_refused(raw: bytes) -> None:
 
 
 @pytest.fixture
-async def uploader(tmp_path: Path, aiohttp_client):  # type: ignore[no-untyped-def]
+async def uploader(tmp_path: Path, serve_uploader):  # type: ignore[no-untyped-def]
     (tmp_path / "data").mkdir()
     cfg = ServerConfig(
         home=tmp_path, data_dir=tmp_path / "data", meta_path=tmp_path / "meta" / "host.meta",
         ip="127.0.0.1",
     )  # fmt: skip
     up = Uploader(cfg)
-    client = await aiohttp_client(up.app())
+    client = await serve_uploader(up)
     yield up, client
     await up.sn_api.close()
 
@@ -135,25 +132,18 @@ async def test_stats_add_up_and_bad_bodies_change_nothing(uploader) -> None:  # 
     }  # fmt: skip
 
 
-def remote_request(up: Uploader, data: bytes) -> object:
+def remote_request(data: bytes) -> Request:
     """A request from another host: peer 10.0.0.7 on a socket bound to 10.0.0.5."""
-    payload = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
-    payload.feed_data(data)
-    payload.feed_eof()
-    transport = mock.Mock()
-    transport.get_extra_info.side_effect = lambda name, default=None: {
-        "peername": ("10.0.0.7", 40000),
-        "sockname": ("10.0.0.5", 15001),
-    }.get(name, default)
-    return make_mocked_request(
-        "POST", "/client/stats", headers={"Content-Length": str(len(data))},
-        transport=transport, app=up.app(), payload=payload,
+    return Request(
+        method="POST", path="/client/stats", query={},
+        headers=Headers([(b"Content-Length", str(len(data)).encode())]), body=data,
+        remote="10.0.0.7", sockname=("10.0.0.5", 15001),
     )  # fmt: skip
 
 
 async def test_remote_callers_are_refused(uploader) -> None:  # type: ignore[no-untyped-def]
     up, client = uploader
-    resp = await up.stats(remote_request(up, body()))  # type: ignore[arg-type]
+    resp = await up.stats(remote_request(body()))
     assert resp.status == 403
     found = await scrape(client)
     assert found["dragonfly_dfget_peer_downloads_total"][1][(("result", "fail"),)] == 0.0

@@ -10,25 +10,17 @@ import os
 import sys
 from typing import IO
 
-from aiohttp import web
-
 from dfget_client.cli import parse_server_args, setup_server_logging
+from dfget_client.http_server import Body
 from dfget_client.uploader import Uploader, run_server
 
 
 class CorruptingUploader(Uploader):
-    async def send_content(
-        self,
-        request: web.Request,
-        resp: web.StreamResponse,
-        fobj: IO[bytes],
-        offset: int,
-        count: int,
-    ) -> None:
+    async def send_content(self, body: Body, fobj: IO[bytes], offset: int, count: int) -> None:
         data = bytearray(os.pread(fobj.fileno(), count, offset))
         if data:
             data[len(data) // 2] ^= 0xFF
-        await resp.write(bytes(data))
+        await body.write(bytes(data))
 
 
 def main() -> int:
