@@ -7,13 +7,19 @@ RUFF_CONFIG = --config .ci/ruff.toml
 STAMP = .make-installed
 SOURCES = $(wildcard supernode dfget_client tests bench)
 
-.PHONY: install run test check lint format bench clean
+.PHONY: install bytecode run test check lint format bench clean
 
 $(STAMP): setup.cfg setup.py
 	$(PIP) install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# An editable install compiles no bytecode (pip does for a regular one), and with
+# PYTHONDONTWRITEBYTECODE set no process ever writes it: every dfget and uploader would then
+# compile the package again at start (~30-50 ms of CPU each).
+bytecode:
+	$(PYTHON) -m compileall -q supernode dfget_client
+
+install: $(STAMP) bytecode
 
 run: install
 	$(PYTHON) -m supernode.cli --home-dir $(HOME_DIR) --console

@@ -34,7 +34,6 @@ from dfget_client.config import (
     resolve_nodes,
 )
 from dfget_client.errors import ConfigError, ExitCode
-from dfget_client.progress import Progress
 from supernode.protocol.codes import PeerPattern
 from supernode.protocol.ids import split_filter
 from supernode.protocol.logs import redact
@@ -201,7 +200,9 @@ def download_main(argv: Sequence[str]) -> int:
         verbose=cfg.verbose,
         console=cfg.console,
     )
-    from dfget_client import core  # not for `dfget server`: the uploader starts faster without it
+    # not for `dfget server`: the uploader starts faster without them
+    from dfget_client import core
+    from dfget_client.progress import Progress
 
     progress = Progress(showbar=cfg.showbar and not cfg.console, verbose=cfg.verbose)
     print(f"--{core.start_stamp()}--  {redact(cfg.url)}", flush=True)

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from dfget_client.config import ServerConfig
 from dfget_client.http_server import Body, Handler, HttpServer, Request, Response, text
@@ -31,8 +31,6 @@ from dfget_client.launcher import read_meta_port, write_meta_port
 from dfget_client.ratelimit import TokenBucket
 from dfget_client.stats import MAX_BODY as MAX_STATS_BODY
 from dfget_client.stats import parse_client_stats
-from dfget_client.supernode_api import SupernodeApi
-from dfget_client.uploader_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from dfget_client.uploader_metrics import UploaderMetrics
 from dfget_client.uploader_ranges import (
     RangeNotSatisfiable,
@@ -41,6 +39,9 @@ from dfget_client.uploader_ranges import (
     parse_upload_params,
 )
 from supernode.version import COMPAT_VERSION
+
+if TYPE_CHECKING:  # imported when first needed: most uploaders never call their supernode
+    from dfget_client.supernode_api import SupernodeApi
 
 log = logging.getLogger("dfget.server")
 SERVICE_SUFFIX = ".service"
@@ -92,7 +93,7 @@ class Uploader:
         self.tasks: dict[str, TaskEntry] = {}
         self.limiter = TokenBucket(cfg.total_limit)
         self.total_limit = cfg.total_limit
-        self.sn_api = sn_api or SupernodeApi()
+        self._sn_api = sn_api
         self.port = 0
         self.bytes_uploaded = 0
         self.metrics = UploaderMetrics()
@@ -113,6 +114,14 @@ class Uploader:
             ("GET", "/metrics", self.metrics_handler),
             ("POST", "/client/stats", self.stats),
         ]
+
+    @property
+    def sn_api(self) -> SupernodeApi:
+        if self._sn_api is None:
+            from dfget_client.supernode_api import SupernodeApi
+
+            self._sn_api = SupernodeApi()
+        return self._sn_api
 
     def _alive(self) -> None:
         self._last_alive = time.monotonic()
@@ -244,7 +253,8 @@ class Uploader:
 
     async def metrics_handler(self, request: Request) -> Response:
         """Not a sign of life: a scraping Prometheus must not keep an idle uploader running."""
-        return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        body, content_type = self.metrics.render()
+        return Response(200, body, content_type)
 
     async def stats(self, request: Request) -> Response:
         if not self._local(request):
@@ -360,7 +370,8 @@ class Uploader:
                 with contextlib.suppress(OSError):
                     pid_file.unlink()
             await server.close()
-            await self.sn_api.close()
+            if self._sn_api is not None:
+                await self._sn_api.close()
         return 0
 
 

@@ -132,10 +132,17 @@ async def test_idle_connections_are_closed(server, monkeypatch) -> None:  # type
         writer.close()
 
 
-def test_the_uploader_does_not_import_aiohttp() -> None:
-    code = "import sys, dfget_client.uploader; print('aiohttp' in sys.modules)"
+def test_dfget_server_starts_without_the_heavy_modules() -> None:
+    """`dfget server` imports neither aiohttp nor prometheus_client (until its first scrape)
+    nor the download path: the first dfget of a host waits for it to start."""
+    heavy = ("aiohttp", "prometheus_client", "dfget_client.core", "dfget_client.progress",
+             "dfget_client.supernode_api")  # fmt: skip
+    code = (
+        "import sys, dfget_client.cli, dfget_client.uploader\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env(), cwd=REPO,
         check=True,
     )  # fmt: skip
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"

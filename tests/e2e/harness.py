@@ -3,6 +3,7 @@ dfgets and their uploaders. Every process is started here and stopped by its pid
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import os
@@ -106,6 +107,12 @@ class Cluster:
     root: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     homes: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Processes start from cached bytecode, as from a pip install: with
+        # PYTHONDONTWRITEBYTECODE set, nothing else writes it for a source tree.
+        for package in ("supernode", "dfget_client"):
+            compileall.compile_dir(REPO / package, quiet=1)
 
     def _spawn(self, cmd: list[str], log: Path, **kw: object) -> subprocess.Popen[bytes]:
         log.parent.mkdir(parents=True, exist_ok=True)
