@@ -8,7 +8,10 @@ eliminated, not blacklisted by this client and below `peerUpLimit` is the source
 holders exist but are all at their limit, the piece waits for them (unlike the original, which
 sends it to the supernode) — unless the client has nothing in flight, which the supernode then
 serves. With no usable holder the supernode serves the piece, capped per task at
-`peerDownLimit` concurrent pieces. A client whose
+`peerDownLimit` concurrent pieces, and shared among the clients still downloading: each may
+run at most max(1, peerDownLimit // downloading clients) supernode pieces, so the first
+client to pull (whose own rate limit is split over its pieces) cannot hold every slot while
+the others wait. A client whose
 own error count passed `failureCountLimit` is always served by the supernode. At most
 `peerDownLimit` pieces run per client. Nothing assigned → 602 (never 601 without pieces to a
 client with nothing in flight, which would stall a Go dfget).
@@ -96,6 +99,8 @@ def schedule(
         room = min(room, max_new)
     chosen: list[Assignment] = []
     busy: list[int] = []  # pieces whose peers are all at their upload limit right now
+    supernode_share = max(1, limits.peer_down_limit // max(1, progress.downloading_clients))
+    from_supernode = sum(1 for src in client.running.values() if src == SUPERNODE)
     for piece_num in available:
         pick = None if only_supernode else _pick_holder(progress, client, piece_num, limits)
         if isinstance(pick, _Busy):
@@ -103,9 +108,12 @@ def schedule(
             continue
         src = pick
         if src is None:
+            if from_supernode >= supernode_share:
+                continue
             if not progress.supernode_has_room(limits.peer_down_limit, now):
                 continue
             src = SUPERNODE
+            from_supernode += 1
         progress.start_running(client, piece_num, src, now)
         chosen.append(Assignment(piece_num, src))
         if len(chosen) >= room:
@@ -113,7 +121,7 @@ def schedule(
     if not chosen and not client.running:
         # Peers hold these pieces but are busy: a client with nothing in flight is not made to
         # wait for them (a Go dfget backs off up to 1.6 s on 602); the supernode serves it.
-        for piece_num in busy[:room]:
+        for piece_num in busy[: min(room, supernode_share)]:
             if not progress.supernode_has_room(limits.peer_down_limit, now):
                 break
             progress.start_running(client, piece_num, SUPERNODE, now)
