@@ -67,6 +67,8 @@ def run(size: int, repeat: int, root: Path) -> dict[str, object]:
         assert code == 0 and md5_of(out) == md5, tail
         results["cold"].append(elapsed)
         out.unlink()
+        # The cold run's `.service` copy stays: this host's uploader serves it as a peer.
+        served_cold = set((home / "data").glob("*.service"))
         for i in range(repeat):
             for kind, extra in (("warm", []), ("cdn", ["--pattern", "cdn"])):
                 out = root / f"{kind}{i}.out"
@@ -74,8 +76,8 @@ def run(size: int, repeat: int, root: Path) -> dict[str, object]:
                 assert code == 0 and out.stat().st_size == size, tail
                 results[kind].append(elapsed)
                 out.unlink()
-                for served in (home / "data").glob("*.service"):
-                    served.unlink()  # keep the disk footprint to one copy
+                for served in set((home / "data").glob("*.service")) - served_cold:
+                    served.unlink()  # keep the disk footprint to one more copy
         stats = origin.stats()
     finally:
         cluster.close()
