@@ -7,7 +7,8 @@ Timed as whole processes (start to exit, output written and, for dfget, fsynced)
            uploader is spawned too);
   warm   — the same supernode (cache full) and the running uploader, a new output file;
   cdn    — warm, `--pattern cdn` (no uploader involved).
-Ratios are dfget / curl. JSON on stdout (and in --json).
+Ratios are dfget / curl (best of each); `*_failed_pieces` counts pieces fetched again per
+run (0 expected). JSON on stdout (and in --json).
 
 Usage: python3 bench/dfget_vs_curl.py [--size 512M] [--repeat 3] [--json F]
 Env (for `python -m bench`): BENCH_SIZE.
@@ -28,13 +29,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from supernode.protocol.units import parse_size
-from tests.e2e.harness import REPO, Cluster, env, free_port, make_file, md5_of
+from tests.e2e.harness import REPO, Cluster, Result, env, free_port, make_file, md5_of
 
 
 def timed(cmd: list[str]) -> tuple[float, int, str]:
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, env=env(), cwd=REPO, check=False)
-    return time.monotonic() - start, proc.returncode, proc.stdout.decode()[-300:]
+    return time.monotonic() - start, proc.returncode, proc.stdout.decode()
+
+
+def failed_pieces(stdout: str) -> int:
+    """Pieces that had to be fetched again (dfget's `--verbose` summary line)."""
+    return Result(0, stdout, "").split().get("failed", 0)
 
 
 def run(size: int, repeat: int, root: Path) -> dict[str, object]:
@@ -60,24 +66,25 @@ def run(size: int, repeat: int, root: Path) -> dict[str, object]:
         sn = cluster.supernode("sn", "--max-bandwidth", "100G")
         before = origin.stats()["bytes"].get("blob", 0)
         home, port = root / "home", free_port()
-        flags = ["--node", sn.node, "--locallimit", "100G", "--port", str(port)]
+        flags = ["--node", sn.node, "--locallimit", "100G", "--port", str(port), "--verbose"]
         results: dict[str, list[float]] = {"cold": [], "warm": [], "cdn": []}
+        failures: dict[str, list[int]] = {kind: [] for kind in results}
         out = root / "cold.out"
         elapsed, code, tail = timed(cluster.dfget_cmd(url, out, home, *flags))
-        assert code == 0 and md5_of(out) == md5, tail
+        assert code == 0 and md5_of(out) == md5, tail[-300:]
         results["cold"].append(elapsed)
+        failures["cold"].append(failed_pieces(tail))
         out.unlink()
-        # The cold run's `.service` copy stays: this host's uploader serves it as a peer.
-        served_cold = set((home / "data").glob("*.service"))
         for i in range(repeat):
             for kind, extra in (("warm", []), ("cdn", ["--pattern", "cdn"])):
                 out = root / f"{kind}{i}.out"
                 elapsed, code, tail = timed(cluster.dfget_cmd(url, out, home, *flags, *extra))
-                assert code == 0 and out.stat().st_size == size, tail
+                assert code == 0 and out.stat().st_size == size, tail[-300:]
                 results[kind].append(elapsed)
+                failures[kind].append(failed_pieces(tail))
+                # Its `.service` copy stays: this host's uploader serves it as a peer (deleting
+                # it behind the uploader's back made later runs fetch 404s).
                 out.unlink()
-                for served in set((home / "data").glob("*.service")) - served_cold:
-                    served.unlink()  # keep the disk footprint to one more copy
         stats = origin.stats()
     finally:
         cluster.close()
@@ -91,6 +98,7 @@ def run(size: int, repeat: int, root: Path) -> dict[str, object]:
     for kind, times in results.items():
         report[f"{kind}_s"] = [round(t, 3) for t in times]
         report[f"{kind}_ratio"] = round(min(times) / best_curl, 3)
+        report[f"{kind}_failed_pieces"] = failures[kind]
     return report
 
 
