@@ -297,7 +297,7 @@ class SupernodeService:
             state.progress.cdn_piece_ready(piece_num, "")
         task.piece_total = total
         task.file_length = task.http_file_length
-        state.progress.set_piece_total(total)
+        state.progress.piece_total = total
         self._set_cdn_status(task, CdnStatus.SUCCESS)
         state.fill_done.set()
 
@@ -319,7 +319,7 @@ class SupernodeService:
         task.file_length = pieces.wrapped_length(outcome.http_file_length, task.piece_size)
         task.real_md5 = outcome.real_md5
         task.origin_bytes += outcome.origin_bytes
-        state.progress.set_piece_total(total)
+        state.progress.piece_total = total
         for piece_num, md5 in enumerate(outcome.piece_md5s):
             state.progress.cdn_piece_ready(piece_num, md5)
         self._set_cdn_status(task, CdnStatus.SUCCESS)

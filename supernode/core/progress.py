@@ -6,9 +6,8 @@ Every assignment is recorded once in `running`; it ends exactly once — by a pu
 piece's result, by `/peer/piece/suc`, or by the client going away — and only then are the
 source's upload load (or the supernode's per-task load) released. Holders are kept per piece
 in arrival order, so the scheduler can walk them with a rotating cursor instead of scanning
-every peer on every pull. How many clients already hold every piece is kept as pieces arrive
-(and recounted when the piece total changes), so the scheduler can share the supernode's
-slots among the clients still downloading without scanning them.
+every peer on every pull; how many clients are fetching each piece is kept as assignments
+start and end.
 """
 
 from __future__ import annotations
@@ -51,25 +50,13 @@ class TaskProgress:
     supernode_load: int = 0
     supernode_load_changed: float = 0.0
     in_flight: int = 0
-    complete_clients: int = 0  # clients holding every piece (only once piece_total is known)
+    fetching: dict[int, int] = field(default_factory=dict)  # piece → clients running it
 
     # ---- CDN side -------------------------------------------------------------------------
 
     def cdn_piece_ready(self, piece_num: int, piece_md5: str) -> None:
         self.cdn_done |= 1 << piece_num
         self.piece_md5s[piece_num] = piece_md5
-
-    def set_piece_total(self, total: int) -> None:
-        self.piece_total = total
-        self.complete_clients = sum(1 for c in self.clients.values() if self._complete(c))
-
-    def _complete(self, client: ClientProgress) -> bool:
-        return self.piece_total > 0 and client.held_count >= self.piece_total
-
-    @property
-    def downloading_clients(self) -> int:
-        """Registered clients that do not hold every piece yet."""
-        return len(self.clients) - self.complete_clients
 
     def cdn_reset(self) -> None:
         """A refill starts from nothing: pieces the CDN had are no longer served by it."""
@@ -90,8 +77,6 @@ class TaskProgress:
         client = self.clients.pop(cid, None)
         if client is None:
             return
-        if self._complete(client):
-            self.complete_clients -= 1
         for piece_num in list(client.running):
             self._end_running(client, piece_num, now)
         for holders in self.holders.values():
@@ -111,6 +96,7 @@ class TaskProgress:
     def start_running(self, client: ClientProgress, piece_num: int, src: str, now: float) -> None:
         client.running[piece_num] = src
         self.in_flight += 1
+        self.fetching[piece_num] = self.fetching.get(piece_num, 0) + 1
         if src == SUPERNODE:
             self.supernode_load += 1
             self.supernode_load_changed = now
@@ -124,6 +110,9 @@ class TaskProgress:
         if src is None:
             return None
         self.in_flight -= 1
+        left = self.fetching.pop(piece_num, 1) - 1
+        if left:
+            self.fetching[piece_num] = left
         if src == SUPERNODE:
             self.supernode_load = max(0, self.supernode_load - 1)
             self.supernode_load_changed = now
@@ -148,11 +137,7 @@ class TaskProgress:
         """The client has the piece (SEMISUC pull or `/peer/piece/suc`)."""
         ended = self._end_running(client, piece_num, now)
         source_cid = ended if ended is not None else src
-        bit = 1 << piece_num
-        if not client.has & bit:
-            client.has |= bit
-            if self.piece_total > 0 and client.held_count == self.piece_total:
-                self.complete_clients += 1
+        client.has |= 1 << piece_num
         client.error_count = 0
         if source_cid:
             source = self.clients.get(source_cid)
@@ -182,4 +167,4 @@ class TaskProgress:
                     holders.pop(source_cid, None)
 
     def is_finished(self, client: ClientProgress, cdn_success: bool) -> bool:
-        return cdn_success and self._complete(client)
+        return cdn_success and self.piece_total > 0 and client.held_count >= self.piece_total
