@@ -75,6 +75,10 @@ class TargetWriter:
         self._closed = False
         self._inflight = 0
         self._idle = threading.Condition()
+        # The kernel serializes buffered writes to one file (the inode lock), and its waiters
+        # spin on the CPU; waiting here sleeps instead (perf: rwsem_spin_on_owner was 12% of a
+        # download's CPU with four piece threads writing).
+        self._write_lock = threading.Lock()
         self.high_water = 0
 
     def open(self) -> None:
@@ -119,7 +123,7 @@ class TargetWriter:
                 self._idle.notify_all()
 
     def write_at(self, offset: int, parts: Sequence[memoryview | bytes]) -> None:
-        with self._using_fds() as fds:
+        with self._using_fds() as fds, self._write_lock:
             for fd in fds:
                 written = _pwrite_all(fd, parts, offset)
         self.high_water = max(self.high_water, offset + written)
