@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 from aiohttp import web
 
 from supernode.config import KEYS_BY_FLAG, ConfigError, SupernodeConfig, load_config
+from supernode.home_lock import lock_home
 from supernode.protocol.logs import setup_logging
 from supernode.version import VERSION
 
@@ -80,12 +82,20 @@ def main(argv: list[str] | None = None) -> int:
 
 async def serve(config: SupernodeConfig) -> None:
     """Run the control plane on listenPort and the download port beside it until a signal."""
-    from supernode.web.app import create_app
-
     try:
         config.home_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create home dir {config.home_dir}: {exc}") from exc
+    home_lock = lock_home(config.home_dir)  # released when the process ends
+    try:
+        await _serve(config)
+    finally:
+        os.close(home_lock)
+
+
+async def _serve(config: SupernodeConfig) -> None:
+    from supernode.web.app import create_app
+
     app = create_app(config)
     runners = [web.AppRunner(app, access_log=None)]
     download_app = _download_app(app)

@@ -93,3 +93,28 @@ def test_cli_version_config_and_bad_flags(tmp_path):
     assert "peerUpLimit: 7" in run("config", "--config", str(yml)).stdout
     yml.write_text("base: [1, 2]\n")
     assert run("config", "--config", str(yml)).returncode == 2
+
+
+async def test_a_second_supernode_on_the_same_home_refuses_to_start(tmp_path):
+    """It would sweep the first one's cache files as orphans: it exits with a clear error."""
+    first = Supernode(tmp_path / "home")
+    await first.start()
+    try:
+        second = Supernode(tmp_path / "home")
+        proc = subprocess.run(
+            [sys.executable, "-m", "supernode.cli", "--listen-ip", "127.0.0.1",
+             "--port", str(second.port), "--download-port", str(second.download_port),
+             "--home-dir", str(tmp_path / "home")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1
+        pid = first.proc.pid if first.proc else 0
+        assert f"is in use by another supernode (pid {pid})" in proc.stderr
+        ping = f"http://127.0.0.1:{first.port}/_ping"
+        async with aiohttp.ClientSession() as session, session.get(ping) as resp:
+            assert resp.status == 200, "the first one keeps serving"
+    finally:
+        first.stop()
+    restarted = Supernode(tmp_path / "home")
+    await restarted.start()  # the lock goes with its process
+    restarted.stop()
