@@ -4,9 +4,13 @@ Timed as whole processes (start to exit, output written and, for dfget, fsynced)
   curl   — `curl -s -o OUT URL`, best of --repeat;
   cold   — a fresh supernode (its CDN fills from the origin while dfget downloads; its
            origin cap lifted with `--max-bandwidth 100G`) and a fresh dfget home (the
-           uploader is spawned too);
-  warm   — the same supernode (cache full) and the running uploader, a new output file;
-  cdn    — warm, `--pattern cdn` (no uploader involved).
+           uploader is spawned too); that host's uploader stays, a peer holding the file;
+  warm   — the same supernode (cache full), a new host (home and uploader) each run;
+  cdn    — warm, `--pattern cdn` (no uploader of its own).
+After every run, curl's too, the output is deleted and the run's uploader stopped (it tells
+the supernode and deletes its `.service` copy): each run then writes into page-cache pages
+the previous one freed. On this VM a page touched for the first time costs several times a
+recycled one, so runs that left their copy behind were measured on dearer pages than curl.
 Ratios are dfget / curl (best of each); `*_failed_pieces` counts pieces fetched again per
 run (0 expected). JSON on stdout (and in --json).
 
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +46,21 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
 def failed_pieces(stdout: str) -> int:
     """Pieces that had to be fetched again (dfget's `--verbose` summary line)."""
     return Result(0, stdout, "").split().get("failed", 0)
+
+
+def stop_uploader(cluster: Cluster, home: Path) -> None:
+    """SIGTERM: it tells the supernode it is gone and deletes its `.service` copy; wait (≤ 10 s)
+    until it has exited, so the pages it held are free before the next run."""
+    pid = cluster.uploader_pid(home)
+    if pid is None or not cluster.kill_uploader(home, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def run(size: int, repeat: int, root: Path) -> dict[str, object]:
@@ -65,26 +85,26 @@ def run(size: int, repeat: int, root: Path) -> dict[str, object]:
         # the cold time on its own; lift it so the cold run measures the data path.
         sn = cluster.supernode("sn", "--max-bandwidth", "100G")
         before = origin.stats()["bytes"].get("blob", 0)
-        home, port = root / "home", free_port()
-        flags = ["--node", sn.node, "--locallimit", "100G", "--port", str(port), "--verbose"]
+        flags = ["--node", sn.node, "--locallimit", "100G", "--verbose"]
         results: dict[str, list[float]] = {"cold": [], "warm": [], "cdn": []}
         failures: dict[str, list[int]] = {kind: [] for kind in results}
         out = root / "cold.out"
-        elapsed, code, tail = timed(cluster.dfget_cmd(url, out, home, *flags))
+        cold = [*flags, "--port", str(free_port())]
+        elapsed, code, tail = timed(cluster.dfget_cmd(url, out, root / "cold", *cold))
         assert code == 0 and md5_of(out) == md5, tail[-300:]
         results["cold"].append(elapsed)
         failures["cold"].append(failed_pieces(tail))
-        out.unlink()
+        out.unlink()  # its `.service` copy stays: the cold host's uploader is a peer from now on
         for i in range(repeat):
             for kind, extra in (("warm", []), ("cdn", ["--pattern", "cdn"])):
-                out = root / f"{kind}{i}.out"
-                elapsed, code, tail = timed(cluster.dfget_cmd(url, out, home, *flags, *extra))
+                out, host = root / f"{kind}{i}.out", root / f"{kind}{i}"
+                cmd = cluster.dfget_cmd(url, out, host, *flags, "--port", str(free_port()), *extra)
+                elapsed, code, tail = timed(cmd)
                 assert code == 0 and out.stat().st_size == size, tail[-300:]
                 results[kind].append(elapsed)
                 failures[kind].append(failed_pieces(tail))
-                # Its `.service` copy stays: this host's uploader serves it as a peer (deleting
-                # it behind the uploader's back made later runs fetch 404s).
                 out.unlink()
+                stop_uploader(cluster, host)
         stats = origin.stats()
     finally:
         cluster.close()
