@@ -9,7 +9,8 @@ and path prefix (the rest of the decoded path is `Request.tail`); request bodies
 `MAX_BODY` bytes; answers are either a whole `Response` or streamed through `Request.start`
 (`write` for bytes, `sendfile` for file ranges, so piece bytes never pass through Python).
 Unknown paths get 404 and other methods 405, as the original's router. Malformed requests
-get 400 and the connection is closed; idle connections are closed after `IDLE_TIMEOUT`.
+get 400, heads over `MAX_HEAD` 431 and bodies over `MAX_BODY` 413, and the connection is
+closed; idle connections are closed after `IDLE_TIMEOUT`.
 """
 
 from __future__ import annotations
