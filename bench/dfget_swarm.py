@@ -13,7 +13,6 @@ Env (for `python -m bench`): BENCH_N, BENCH_SIZE, BENCH_RATE.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import emit
 from supernode.protocol.pieces import piece_size_for
 from supernode.protocol.units import parse_size
 from tests.e2e.harness import REPO, Cluster, Result, env, free_port, make_file, md5_of
@@ -190,10 +190,7 @@ def main() -> None:
             report = run(args.n, parse_size(args.size), parse_size(args.rate), Path(tmp))
     if args.png is not None:
         report["png"] = str(args.png) if plot(report, args.png) else "matplotlib not installed"
-    text = json.dumps(report, indent=1)
-    if args.json is not None:
-        args.json.write_text(text)
-    print(text)
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Env (for `python -m bench`): BENCH_SIZE.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -33,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import emit
 from supernode.protocol.units import parse_size
 from tests.e2e.harness import REPO, Cluster, Result, env, free_port, make_file, md5_of
 
@@ -130,10 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dfget-vs-curl-") as tmp:
         report = run(parse_size(args.size), args.repeat, Path(tmp))
-    text = json.dumps(report, indent=1)
-    if args.json is not None:
-        args.json.write_text(text)
-    print(text)
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import ssl
@@ -244,26 +245,17 @@ class P2PDownloader:
             )
             self._writer.mark_done(start, start + written)
             self._progress.piece_done(piece.piece_num, kind, piece.peer_addr, written)
-            reported = await self._sn.report_piece(
+            report = functools.partial(
+                self._sn.report_piece,
                 node,
                 task_id=task_id,
                 cid=self.settings.cid,
                 dst_cid=piece.cid,
                 piece_range=piece.range,
-                attempts=1,
             )
-            if not reported:  # keep trying in the background; the pull must not wait
-                self._spawn(
-                    self._sn.report_piece(
-                        node,
-                        task_id=task_id,
-                        cid=self.settings.cid,
-                        dst_cid=piece.cid,
-                        piece_range=piece.range,
-                        attempts=2,
-                    ),
-                    background=True,
-                )
+            # A failed report is retried in the background: the pull must not wait for it.
+            if not await report(attempts=1):
+                self._spawn(report(attempts=2), background=True)
         generation = command.generation
         self._events.put_nowait(lambda now: plan.piece_done(piece, ok, now, generation))
 

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from supernode.core.oapi import JobState
 from supernode.core.tokens import AccessToken, Scope, TokenState
@@ -61,9 +61,43 @@ class OapiJob:
     tasks: tuple[JobTask, ...] = ()
 
 
-class JobStore:
+Row = TypeVar("Row")
+
+
+class _Table(Generic[Row]):
+    """Lookups and newest-first paging shared by the Open API's tables; a subclass names its
+    table and reads its rows (`_select`)."""
+
+    table: ClassVar[str]
+
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def _select(self, where: str, params: tuple[Any, ...]) -> list[Row]:
+        raise NotImplementedError
+
+    async def _one(self, where: str, params: tuple[Any, ...]) -> Row | None:
+        rows = await self._select(where, params)
+        return rows[0] if rows else None
+
+    async def get(self, row_id: int) -> Row | None:
+        return await self._one("WHERE id = ?", (row_id,))
+
+    async def page(self, filters: dict[str, Any], offset: int, limit: int) -> list[Row]:
+        where, params = _where(filters)
+        query = f"{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        return await self._select(query, (*params, limit, offset))
+
+    async def count(self, filters: dict[str, Any]) -> int:
+        where, params = _where(filters)
+        query = f"SELECT COUNT(*) FROM {self.table} {where}"
+        async with self.db.conn.execute(query, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+class JobStore(_Table[OapiJob]):
+    table = "oapi_jobs"
 
     async def insert(self, job: OapiJob) -> OapiJob:
         """Store a new job and its tasks in one transaction; returns it with its id."""
@@ -91,21 +125,6 @@ class JobStore:
                 await self.db.conn.rollback()
                 raise StoreError(f"cannot store the job: {exc}") from exc
         return OapiJob(job_id, *_fields_after_id(job))
-
-    async def get(self, job_id: int) -> OapiJob | None:
-        jobs = await self._select("WHERE id = ?", (job_id,))
-        return jobs[0] if jobs else None
-
-    async def page(self, filters: dict[str, Any], offset: int, limit: int) -> list[OapiJob]:
-        where, params = _where(filters)
-        query = f"{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        return await self._select(query, (*params, limit, offset))
-
-    async def count(self, filters: dict[str, Any]) -> int:
-        where, params = _where(filters)
-        async with self.db.conn.execute(f"SELECT COUNT(*) FROM oapi_jobs {where}", params) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
     async def pending(self) -> list[OapiJob]:
         return await self._select("WHERE state = 'PENDING'", ())
@@ -201,9 +220,8 @@ def _where(filters: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(filters.values())
 
 
-class TokenStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class TokenStore(_Table[AccessToken]):
+    table = "personal_access_tokens"
 
     async def insert(self, record: AccessToken) -> AccessToken:
         row: tuple[Any, ...] = (record.name, record.bio, record.token_hash, _scopes(record.scopes))
@@ -229,28 +247,10 @@ class TokenStore:
         return found
 
     async def by_hash(self, token_hash: str) -> AccessToken | None:
-        tokens = await self._select("WHERE token_hash = ?", (token_hash,))
-        return tokens[0] if tokens else None
-
-    async def get(self, token_id: int) -> AccessToken | None:
-        tokens = await self._select("WHERE id = ?", (token_id,))
-        return tokens[0] if tokens else None
+        return await self._one("WHERE token_hash = ?", (token_hash,))
 
     async def by_name(self, name: str) -> AccessToken | None:
-        tokens = await self._select("WHERE name = ?", (name,))
-        return tokens[0] if tokens else None
-
-    async def page(self, filters: dict[str, Any], offset: int, limit: int) -> list[AccessToken]:
-        where, params = _where(filters)
-        query = f"{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        return await self._select(query, (*params, limit, offset))
-
-    async def count(self, filters: dict[str, Any]) -> int:
-        where, params = _where(filters)
-        query = f"SELECT COUNT(*) FROM personal_access_tokens {where}"
-        async with self.db.conn.execute(query, params) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return await self._one("WHERE name = ?", (name,))
 
     async def update(self, token_id: int, changes: dict[str, Any], updated_at: float) -> None:
         values = dict(changes)
