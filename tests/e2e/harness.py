@@ -168,6 +168,17 @@ class Cluster:
         self.procs.append(proc)  # type: ignore[arg-type]
         return proc
 
+    def dfgets_together(
+        self, url: str, jobs: list[tuple[Path, Path, list[str]]], timeout: float = 120
+    ) -> list[Result]:
+        """Start a dfget per (output, home, flags) at once; their results in that order."""
+        procs = [self.start_dfget(url, out, home, *flags) for out, home, flags in jobs]
+        results = []
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=timeout)
+            results.append(Result(proc.returncode, stdout, stderr))
+        return results
+
     def start_uploader(
         self, home: Path, port: int, script: Path | None = None, alive: str = "60s"
     ) -> subprocess.Popen[bytes]:

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Files
-from tests.e2e.harness import Cluster, Result, free_port, md5_of
+from tests.e2e.harness import Cluster, free_port, md5_of
 from tests.prom import Prometheus, prometheus_binary
 
 pytestmark = pytest.mark.e2e
@@ -66,11 +66,8 @@ async def test_three_dfgets_logs_and_a_real_scrape(cluster: Cluster, files: File
             ["--node", sn.node, "--port", str(port), "--verbose", "-s", "1G"] for port in ports
         ]
         first = cluster.dfget(url, outs[0], homes[0], *flags[0])
-        procs = [cluster.start_dfget(url, outs[i], homes[i], *flags[i]) for i in (1, 2)]
-        results = [first]
-        for proc in procs:
-            stdout, stderr = proc.communicate(timeout=60)
-            results.append(Result(proc.returncode, stdout, stderr))
+        jobs = [(outs[i], homes[i], flags[i]) for i in (1, 2)]
+        results = [first, *cluster.dfgets_together(url, jobs, timeout=60)]
         for i, result in enumerate(results):
             assert result.code == 0, result.stdout + result.stderr
             assert md5_of(outs[i]) == files.md5[NAME]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import Files
-from tests.e2e.harness import Cluster, Result, free_port, md5_of
+from tests.e2e.harness import Cluster, free_port, md5_of
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +22,8 @@ def test_three_dfgets_share_a_64mib_file(cluster: Cluster, files: Files) -> None
 
     first = cluster.dfget(url, outs[0], homes[0], *flags[0])
     assert first.code == 0, first.stdout + first.stderr
-    procs = [cluster.start_dfget(url, outs[i], homes[i], *flags[i]) for i in (1, 2)]
-    results = [first]
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        results.append(Result(proc.returncode, stdout, stderr))
+    jobs = [(outs[i], homes[i], flags[i]) for i in (1, 2)]
+    results = [first, *cluster.dfgets_together(url, jobs, timeout=120)]
 
     for i, result in enumerate(results):
         assert result.code == 0, result.stdout + result.stderr
